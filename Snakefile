@@ -1,0 +1,40 @@
+# eoembed: ROIs x time windows x models -> standardized Earth-observation embeddings.
+#
+#   snakemake --cores 2                      # run (profiles/default is picked up automatically)
+#   snakemake -n                             # dry run: what would run
+#   eoembed rerun-failed --cores 2           # recompute only failed items (see README)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/sample.smk"
+include: "rules/fetch.smk"
+include: "rules/composite.smk"
+include: "rules/embed.smk"
+include: "rules/export.smk"
+include: "rules/aggregate.smk"
+include: "rules/benchmark.smk"
+include: "rules/figures.smk"
+
+
+localrules:
+    all,
+    aggregate,
+    benchmark,
+    figures,
+    pca_figure,
+    report,
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,17 @@
+# benchmark: spatially blocked cross-validated regression/classification per model.
+rule benchmark:
+    input:
+        parquets=lambda w: [f"results/export/{m}/embeddings.parquet" for m in MODELS],
+        rois=config["rois"],
+    output:
+        metrics="results/benchmark/metrics.tsv",
+        predictions="results/benchmark/predictions.tsv",
+    params:
+        models=list(MODELS),
+        benchmark=config["benchmark"],
+    log:
+        "results/logs/benchmark.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/benchmark.py"

@@ -1,0 +1,93 @@
+# Shared state and input functions: the validated ROI table, its chunks, sensors, models
+# and the path of every stage's output. Nothing here runs a job.
+import os
+from pathlib import Path
+
+# Jobs (local, conda or cluster) import the library of THIS checkout, not another install.
+_SRC = str(Path(workflow.basedir) / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+import sys
+
+sys.path.insert(0, _SRC)
+
+from eoembed.config import sensor_specs, validate_config
+from eoembed.models.registry import get_card
+from eoembed.table import chunk_members, load_table, to_requests
+
+validate_config(config)  # cross-key checks (models registered, sensors carry their bands)
+
+# Validates the WHOLE table before any job: every problem is reported at once.
+TABLE = load_table(config["rois"])
+ROI_IDS = TABLE["roi_id"].tolist()
+ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
+CHUNKS = chunk_members(ROI_IDS, config["chunk_size"])
+SENSORS = sensor_specs(config)
+MODELS = config["models"]
+CARDS = {mid: get_card(mid) for mid in MODELS}
+OUT = config["output"]
+
+# fetch keyed by what is downloaded; composite keyed by the full sensor spec
+FETCH_SPECS = {spec.fetch_key(): spec for spec in SENSORS.values()}
+COMPOSITE_SPECS = {spec.key(): spec for spec in SENSORS.values()}
+
+wildcard_constraints:
+    chunk=r"c\d+",
+    fkey=r"[0-9a-f]{16}",
+    skey=r"[0-9a-f]{16}",
+    model=r"[A-Za-z0-9_]+",
+
+
+def sensor_of(model):
+    return SENSORS[MODELS[model]["sensor"]]
+
+
+def on_the_fly(model):
+    return CARDS[model].kind == "on_the_fly"
+
+
+def chunk_requests(wildcards):
+    """The chunk's requests as JSON-ready dicts: a changed ROI reruns only its chunk."""
+    rows = TABLE.iloc[[ROW_OF[r] for r in CHUNKS[wildcards.chunk]]]
+    return [r.to_dict() for r in to_requests(rows)]
+
+
+def fetch_path(fkey, chunk):
+    return f"results/fetch/{fkey}/{chunk}.npz"
+
+
+def composite_path(skey, chunk):
+    return f"results/composite/{skey}/{chunk}.npz"
+
+
+def embed_path(model, chunk):
+    return f"results/embed/{model}/{chunk}.npz"
+
+
+def embed_paths(model):
+    return [embed_path(model, c) for c in CHUNKS]
+
+
+def wants_grid(model):
+    return bool(OUT["grid"]) and "grid" in CARDS[model].outputs
+
+
+def grid_paths(model):
+    return [f"results/export/{model}/grid/{c}.nc" for c in CHUNKS] if wants_grid(model) else []
+
+
+def benchmark_targets():
+    return config["benchmark"]["targets"]
+
+
+def all_targets():
+    targets = []
+    for model in MODELS:
+        targets += [f"results/export/{model}/embeddings.parquet", f"results/export/{model}/embeddings.nc"]
+        targets += grid_paths(model)
+    targets += ["results/manifest/items.tsv", "results/manifest/summary.json", "results/report.html"]
+    if benchmark_targets():
+        targets += ["results/benchmark/metrics.tsv", "results/figures/metrics.png",
+                    "results/figures/pred_vs_true.png"]
+    if any(wants_grid(m) for m in MODELS):
+        targets += ["results/figures/pca_rgb.png"]
+    return targets

@@ -1,0 +1,29 @@
+# embed: one model over one chunk; the model is loaded once per job and run batched.
+# The job is tagged with a GPU when the model's device is cuda, and runs in its family's env.
+def embed_input(wildcards):
+    if on_the_fly(wildcards.model):
+        return composite_path(sensor_of(wildcards.model).key(), wildcards.chunk)
+    return []
+
+
+rule embed:
+    input:
+        embed_input,
+    output:
+        embed_path("{model}", "{chunk}"),
+    params:
+        requests=chunk_requests,
+        model=lambda w: MODELS[w.model],
+        sensor=lambda w: sensor_of(w.model).to_dict() if on_the_fly(w.model) else None,
+        output=OUT,
+        weights=config["weights"],
+    log:
+        "results/logs/embed/{model}/{chunk}.log",
+    resources:
+        gpu=lambda w: 1 if MODELS[w.model]["device"].startswith("cuda") else 0,
+        mem_mb=lambda w: CARDS[w.model].mem_mb,
+        runtime=lambda w: CARDS[w.model].runtime_min,
+    conda:
+        lambda w: f"../envs/{CARDS[w.model].family}.yaml"
+    script:
+        "../scripts/embed.py"

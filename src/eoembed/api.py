@@ -1,0 +1,102 @@
+"""One-line API: ``get_embedding`` and ``get_embeddings_batch``.
+
+These run the same stage functions as the workflow (:mod:`eoembed.pipeline`), in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from eoembed.errors import ConfigError, EoembedError
+from eoembed.items import Embedding, Request
+from eoembed.models.base import Embedder
+from eoembed.models.registry import create, get_card
+from eoembed.pipeline import composite_items, embed_items, fetch_items
+from eoembed.providers.base import Provider
+from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
+from eoembed.versions import versions
+
+
+def default_sensor(model_id: str, frames: int | None = None) -> SensorSpec:
+    """The sensor a model's card asks for: its bands at its native GSD, median composite."""
+    card = get_card(model_id)
+    return SensorSpec(collection=card.collection, bands=card.bands, scale_m=card.native_gsd_m,
+                      frames=frames or card.frames, composite="median")
+
+
+def _provider(provider: Provider | dict[str, Any] | None) -> Provider:
+    from eoembed.providers import get_provider
+
+    if isinstance(provider, Provider):
+        return provider
+    if provider is None:
+        raise ConfigError("provider: give a Provider or a dict such as "
+                          "{'name': 'local', 'catalog': 'resources/sample/index.json'}")
+    opts = dict(provider)
+    return get_provider(opts.pop("name", "local"), **opts)
+
+
+def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tuple], *,
+                         output: OutputSpec = OutputSpec.pooled(),
+                         provider: Provider | dict[str, Any] | None = None,
+                         sensor: SensorSpec | None = None, options: dict[str, Any] | None = None,
+                         device: str = "cpu", batch_size: int = 16, retries: int = 3,
+                         backoff_s: float = 1.0, partial_below: float = 0.5,
+                         weights_dir: str | None = None, allow_download: bool = False,
+                         weights_paths: dict[str, str] | None = None) -> list[Embedding]:
+    """Embed many ROIs with one model (loaded once), batched.
+
+    Args:
+        model: Registry id (``"spectral"``) or a built :class:`Embedder`.
+        requests: :class:`Request` objects or ``(roi_id, spatial, temporal)`` tuples.
+        output: Pooled or grid output.
+        provider: A provider instance or its config dict (``{"name": "local", "catalog": ...}``).
+        sensor: What to fetch; defaults to the model card's bands at its native GSD.
+
+    Returns:
+        One :class:`Embedding` per request, in order. Failed items have an empty ``data``
+        array and ``meta["status"] == "failed"`` with ``stage`` and ``error``.
+    """
+    embedder = model if isinstance(model, Embedder) else create(
+        model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
+        weights_paths=weights_paths)
+    reqs = [r if isinstance(r, Request) else Request(*r) for r in requests]
+    sensor = sensor or default_sensor(embedder.card.id)
+    prov = _provider(provider)
+    fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s)
+    comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
+    try:
+        embedder.load()
+    except EoembedError as exc:
+        results = {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
+                                   "error": f"{type(exc).__name__}: {exc}"}) for r in reqs}
+    else:
+        results = embed_items(embedder, comps, reqs, pooling=output.pooling,
+                              grid=output.mode == "grid", cell_m=output.cell_m, batch_size=batch_size)
+    out = []
+    for r in reqs:
+        arrays, rec = results[r.roi_id]
+        data = arrays.get("grid" if output.mode == "grid" else "pooled", np.empty((0,), np.float32))
+        meta = {k: v for k, v in rec.items() if k != "meta"}
+        meta.update(output=output.to_dict(), sensor=sensor.to_dict(), provider=prov.describe(),
+                    versions=versions(), **embedder.describe())
+        out.append(Embedding(data, meta))
+    return out
+
+
+def get_embedding(model: str | Embedder, spatial, temporal: TemporalSpec, *,
+                  output: OutputSpec = OutputSpec.pooled(), roi_id: str = "roi", **kwargs: Any) -> Embedding:
+    """Embed one ROI; raises the item's error instead of returning a failed item.
+
+    Example::
+
+        emb = eoembed.get_embedding("spectral", spatial=PointBuffer(5.1, 52.1, 320),
+                                    temporal=TemporalSpec.year(2022), output=OutputSpec.pooled(),
+                                    provider={"name": "local", "catalog": "resources/sample/index.json"})
+    """
+    (emb,) = get_embeddings_batch(model, [Request(roi_id, spatial, temporal)], output=output, **kwargs)
+    if emb.meta["status"] == "failed":
+        raise EoembedError(f"{emb.meta['stage']} failed for {roi_id}: {emb.meta['error']}")
+    return emb

@@ -1,0 +1,74 @@
+"""Chunk files: the items of one ROI chunk for one stage, in a single ``.npz``.
+
+Layout: for item ``roi`` and array ``name`` the member ``"<roi>/<name>"``; one member
+``"__meta__"`` holds UTF-8 JSON with the chunk metadata and every item's record
+(status, stage, error, timings and the item's own metadata). Files are written to a
+temporary name and renamed, so a reader never sees a half-written chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+META_KEY = "__meta__"
+
+
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
+    """Return ``(final, temporary)`` paths in the same directory (created if needed)."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+    os.close(fd)
+    return final, Path(tmp)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """fsync ``tmp`` and atomically rename it onto ``final``."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+def write_chunk(path: str | os.PathLike, items: dict[str, dict[str, np.ndarray]],
+                records: dict[str, dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+    """Atomically write a chunk file.
+
+    Args:
+        path: Destination ``.npz``.
+        items: Per ROI id, the arrays of that item (failed items may have none).
+        records: Per ROI id, a JSON-ready record (status, stage, error, ...).
+        meta: Chunk-level metadata (stage, spec, versions).
+    """
+    payload = {"chunk": meta or {}, "records": records}
+    arrays: dict[str, np.ndarray] = {
+        META_KEY: np.frombuffer(json.dumps(payload, default=str).encode(), dtype=np.uint8)}
+    for roi, named in items.items():
+        for name, arr in named.items():
+            arrays[f"{roi}/{name}"] = np.asarray(arr)
+    final, tmp = atomic_path(path, ".npz")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        commit(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_chunk(path: str | os.PathLike) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                 dict[str, dict[str, Any]], dict[str, Any]]:
+    """Read a chunk file; returns ``(items, records, chunk_meta)``."""
+    items: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path, allow_pickle=False) as npz:
+        payload = json.loads(npz[META_KEY].tobytes().decode())
+        for key in npz.files:
+            if key == META_KEY:
+                continue
+            roi, name = key.split("/", 1)
+            items.setdefault(roi, {})[name] = npz[key]
+    return items, payload["records"], payload["chunk"]

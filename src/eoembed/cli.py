@@ -1,0 +1,148 @@
+"""Command line: ``eoembed <command>``.
+
+Commands:
+    models                 list registered models with their cards' key facts
+    card ID                print one model card as JSON
+    validate               check the config and the whole ROI table (every problem at once)
+    weights status         what each configured model needs and whether it is present
+    sample                 write the demo ROI table (labels from generated imagery)
+    failed                 list the stage files a rerun of failed items would recompute
+    rerun-failed [ARGS]    run snakemake recomputing only failed items (ARGS go to snakemake)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from eoembed.errors import EoembedError
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from eoembed.models.registry import get_card, model_ids
+
+    print(f"{'id':<16} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} outputs  weights")
+    for mid in model_ids():
+        c = get_card(mid)
+        print(f"{c.id:<16} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
+              f"{','.join(c.outputs):<8} {'yes' if c.weights else 'none'}")
+    return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from eoembed.models.registry import get_card
+
+    print(json.dumps(get_card(args.model).to_dict(), indent=2))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from eoembed.config import load_config
+    from eoembed.table import load_table
+
+    config = load_config(args.config)
+    table = load_table(config["rois"])
+    print(f"ok: {args.config} and {config['rois']} ({len(table)} ROIs, models {list(config['models'])})")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from eoembed.config import load_config
+    from eoembed.models.registry import get_card
+    from eoembed.weights import format_status, status
+
+    config = load_config(args.config)
+    entries = []
+    for mid, m in config["models"].items():
+        for wf in get_card(mid).weights:
+            entries.append((mid, wf, (m.get("weights") or {}).get(wf.name)))
+    if not entries:
+        print("no configured model needs weights")
+        return 0
+    rows = status(entries, cache_dir=config["weights"]["dir"])
+    print(format_status(rows))
+    return 0 if all(r["present"] and r["sha_ok"] is not False for r in rows) else 1
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from eoembed.demo import write_demo_table
+
+    path = write_demo_table(args.rois, args.out, year=args.year, dates_per_year=args.dates_per_year)
+    print(f"wrote {path}")
+    return 0
+
+
+def _failed_files(config_path: str, manifest: str) -> list[str]:
+    from eoembed.config import load_config
+    from eoembed.workflow import failed_stage_files
+
+    if not Path(manifest).exists():
+        raise EoembedError(f"no manifest at {manifest}: run the workflow first (snakemake --cores N)")
+    return failed_stage_files(manifest, load_config(config_path))
+
+
+def _cmd_failed(args: argparse.Namespace) -> int:
+    for path in _failed_files(args.config, args.manifest):
+        print(path)
+    return 0
+
+
+def _cmd_rerun_failed(args: argparse.Namespace) -> int:
+    files = _failed_files(args.config, args.manifest)
+    if not files:
+        print("no failed items in", args.manifest, "- nothing to rerun")
+        return 0
+    snakemake = shutil.which("snakemake") or "snakemake"
+    cmd = [snakemake, "--configfile", args.config, *args.snakemake_args, "--forcerun", *files]
+    print("rerunning", len(files), "stage file(s) with failed items:\n  " + "\n  ".join(files), flush=True)
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eoembed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list registered models").set_defaults(fn=_cmd_models)
+    c = sub.add_parser("card", help="print a model card")
+    c.add_argument("model")
+    c.set_defaults(fn=_cmd_card)
+    for name, fn, hlp in (("validate", _cmd_validate, "validate config + ROI table"),):
+        s = sub.add_parser(name, help=hlp)
+        s.add_argument("--config", default="config/config.yaml")
+        s.set_defaults(fn=fn)
+    w = sub.add_parser("weights", help="weights of the configured models")
+    w.add_argument("action", choices=["status"])
+    w.add_argument("--config", default="config/config.yaml")
+    w.set_defaults(fn=_cmd_weights)
+    s = sub.add_parser("sample", help="write the demo ROI table with labels from generated imagery")
+    s.add_argument("--rois", default="config/rois.tsv")
+    s.add_argument("--out", default="resources/sample")
+    s.add_argument("--year", type=int, default=2023)
+    s.add_argument("--dates-per-year", type=int, default=6)
+    s.set_defaults(fn=_cmd_sample)
+    for name, fn in (("failed", _cmd_failed), ("rerun-failed", _cmd_rerun_failed)):
+        s = sub.add_parser(name, help="failed items: list / recompute them")
+        s.add_argument("--config", default="config/config.yaml")
+        s.add_argument("--manifest", default="results/manifest/items.tsv")
+        if name == "rerun-failed":
+            s.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                           help="arguments passed to snakemake, e.g. --cores 2")
+        s.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EoembedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The three per-item stages (fetch, composite, embed), shared by the workflow and the API.
+
+Each stage takes the previous stage's results for a list of ROIs and returns, per ROI id,
+``(arrays, record)``. A record always carries ``status`` (ok / partial / failed), ``stage``
+(where the item is, or where it failed) and ``error``; a failure of one item never stops
+the others. The workflow stores stage results in chunk files (:mod:`eoembed.chunkio`);
+the API keeps them in memory; the code path is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from eoembed.errors import EoembedError, ModelError
+from eoembed.grid import grid_for
+from eoembed.items import Composite, Request, Stack
+from eoembed.models.base import Embedder
+from eoembed.providers.base import Provider
+from eoembed.retry import call_with_retries
+from eoembed.specs import OutputSpec, SensorSpec
+
+log = logging.getLogger(__name__)
+
+Result = tuple[dict[str, np.ndarray], dict[str, Any]]
+
+
+def _error_text(exc: BaseException) -> str:
+    """One-line error: type and message (internal errors keep their last frame)."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " | ")
+    if not isinstance(exc, EoembedError):
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        if frame:
+            text += f" (at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})"
+    return text
+
+
+def failed(stage: str, exc: BaseException, **extra: Any) -> dict[str, Any]:
+    return {"status": "failed", "stage": stage, "error": _error_text(exc), **extra}
+
+
+def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider, *,
+                retries: int = 3, backoff_s: float = 1.0, sleep=time.sleep) -> dict[str, Result]:
+    """Fetch imagery for each request on its UTM grid, retrying transient failures."""
+    out: dict[str, Result] = {}
+    for i, req in enumerate(requests):
+        t0 = time.perf_counter()
+        base = {"roi_id": req.roi_id, "request": req.to_dict(), "request_key": req.key()}
+        try:
+            grid = grid_for(req.spatial, sensor.scale_m)
+            stack, attempts = call_with_retries(
+                lambda: provider.fetch(req.spatial, req.temporal, sensor, grid),
+                retries=retries, backoff_s=backoff_s, what=f"fetch {req.roi_id}", sleep=sleep)
+            arrays, meta = stack.to_arrays()
+            rec = {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": attempts,
+                   "meta": meta, "timings": {"fetch_s": time.perf_counter() - t0}}
+            out[req.roi_id] = (arrays, rec)
+        except Exception as exc:  # noqa: BLE001 - one bad ROI must not sink the chunk
+            log.warning("fetch %s failed: %s", req.roi_id, exc)
+            out[req.roi_id] = ({}, {**base, **failed("fetch", exc),
+                                    "timings": {"fetch_s": time.perf_counter() - t0}})
+        log.info("fetch %d/%d %s: %s", i + 1, len(requests), req.roi_id, out[req.roi_id][1]["status"])
+    return out
+
+
+def composite_items(fetched: dict[str, Result], requests: list[Request], sensor: SensorSpec,
+                    partial_below: float = 0.5) -> dict[str, Result]:
+    """Cloud-mask and composite each fetched stack (failed fetches pass through)."""
+    from eoembed.composite import make_composite
+
+    out: dict[str, Result] = {}
+    for req in requests:
+        arrays, rec = fetched[req.roi_id]
+        rec = dict(rec)
+        if rec["status"] == "failed":
+            out[req.roi_id] = ({}, rec)
+            continue
+        t0 = time.perf_counter()
+        try:
+            stack = Stack.from_arrays(arrays, rec["meta"])
+            roi_mask = stack.grid.inside_mask(req.spatial.geometry())
+            comp = make_composite(stack, sensor, req.temporal, roi_mask)
+            c_arrays, meta = comp.to_arrays()
+            vf = meta["valid_fraction"]
+            if max(vf) == 0:
+                raise EoembedError(f"no valid (cloud-free) pixel in any of {len(vf)} frame(s) "
+                                   f"from {len(stack.times)} scene(s)")
+            partial = min(vf) == 0 or float(np.mean(vf)) < partial_below
+            rec.update(status="partial" if partial else "ok", stage="composite", meta=meta,
+                       valid_fraction=vf, scenes=sorted({s for day in stack.scenes for s in day}))
+            if partial:
+                rec["error"] = (f"valid-pixel fraction per frame {[round(v, 3) for v in vf]} "
+                                f"(partial below {partial_below} or an empty frame)")
+            out[req.roi_id] = (c_arrays, rec)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("composite %s failed: %s", req.roi_id, exc)
+            rec.update(failed("composite", exc))
+            rec.pop("meta", None)
+            out[req.roi_id] = ({}, rec)
+        rec.setdefault("timings", {})["composite_s"] = time.perf_counter() - t0
+    return out
+
+
+def sha256_array(arr: np.ndarray) -> str:
+    """sha256 of the float32 little-endian bytes of ``arr``."""
+    return hashlib.sha256(np.ascontiguousarray(arr, dtype="<f4").tobytes()).hexdigest()
+
+
+def embed_items(embedder: Embedder, composites: dict[str, Result], requests: list[Request], *,
+                pooling: str = "mean", grid: bool = False, cell_m: float | None = None,
+                batch_size: int = 16) -> dict[str, Result]:
+    """Embed composites in batches (pooled, and grid when asked and supported).
+
+    The model must already be loaded. A batch that raises is retried item by item so one
+    bad input fails alone.
+    """
+    out: dict[str, Result] = {}
+    todo: list[tuple[Request, Composite, dict]] = []
+    for req in requests:
+        arrays, rec = composites[req.roi_id]
+        rec = {k: v for k, v in rec.items() if k != "meta"} | {"model": embedder.card.id}
+        if rec["status"] == "failed":
+            out[req.roi_id] = ({}, rec)
+            continue
+        todo.append((req, Composite.from_arrays(arrays, composites[req.roi_id][1]["meta"]), rec))
+
+    want_grid = grid and "grid" in embedder.card.outputs
+    pooled_spec = OutputSpec.pooled(pooling)
+    grid_spec = OutputSpec.grid(cell_m)
+
+    def run(batch: list[tuple[Request, Composite, dict]]) -> None:
+        comps = [c for _, c, _ in batch]
+        t0 = time.perf_counter()
+        pooled = embedder.embed_batch(comps, pooled_spec)
+        grids = embedder.embed_batch(comps, grid_spec) if want_grid else [None] * len(batch)
+        per_item = (time.perf_counter() - t0) / len(batch)
+        for (req, comp, rec), vec, g in zip(batch, pooled, grids):
+            vec = np.asarray(vec, dtype=np.float32)
+            if vec.shape != (embedder_dims(embedder),) or not np.all(np.isfinite(vec)):
+                raise ModelError(f"model {embedder.card.id} returned shape {vec.shape} "
+                                 f"(finite: {bool(np.all(np.isfinite(vec)))}) for {req.roi_id}")
+            arrays = {"pooled": vec}
+            shapes = {"pooled": list(vec.shape)}
+            if g is not None:
+                arrays["grid"] = np.asarray(g, dtype=np.float32)
+                shapes["grid"] = list(arrays["grid"].shape)
+            rec.update(stage="done", grid=comp.grid.to_dict(), output_shape=shapes,
+                       cell_px=embedder.cell_px(grid_spec, comp) if g is not None else None,
+                       embedding_sha256=sha256_array(vec),
+                       geometry_wkt=req.spatial.geometry().wkt,
+                       centroid=list(req.spatial.centroid()))
+            rec.setdefault("timings", {})["embed_s"] = per_item
+            out[req.roi_id] = (arrays, rec)
+
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        try:
+            run(batch)
+        except Exception as exc:  # noqa: BLE001
+            if len(batch) == 1:
+                req, _, rec = batch[0]
+                log.warning("embed %s failed: %s", req.roi_id, exc)
+                out[req.roi_id] = ({}, {**rec, **failed("embed", exc)})
+                continue
+            log.warning("embed batch of %d failed (%s); retrying item by item", len(batch), exc)
+            for item in batch:
+                try:
+                    run([item])
+                except Exception as exc1:  # noqa: BLE001
+                    out[item[0].roi_id] = ({}, {**item[2], **failed("embed", exc1)})
+        log.info("embed %s: %d/%d items", embedder.card.id, min(start + batch_size, len(todo)), len(todo))
+    return {req.roi_id: out[req.roi_id] for req in requests}
+
+
+def embedder_dims(embedder: Embedder) -> int:
+    """The embedding size the embedder reports (may depend on options)."""
+    return int(embedder.describe().get("dims", embedder.card.dims))

@@ -1,0 +1,36 @@
+"""The provider interface: imagery for one ROI, time window and sensor, on the ROI grid."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from eoembed.grid import GridSpec
+from eoembed.items import Stack
+from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
+
+
+class Provider(ABC):
+    """Base class of imagery providers.
+
+    A provider returns a :class:`~eoembed.items.Stack`: every scene that intersects the ROI
+    in ``[temporal.start, temporal.end)`` with scene cloud cover <= ``sensor.cloudy_pct``,
+    resampled onto ``grid``, with the collection's per-pixel quality band and scene ids.
+    It raises :class:`~eoembed.errors.NoDataError` when nothing matches,
+    :class:`~eoembed.errors.TransientProviderError` for failures worth retrying and
+    :class:`~eoembed.errors.ProviderError` for other permanent failures.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abstractmethod
+    def fetch(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec,
+              grid: GridSpec) -> Stack:
+        """Return the imagery stack for one ROI."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of the provider (no credentials)."""
+        return {"provider": self.name}

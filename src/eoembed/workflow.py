@@ -1,0 +1,105 @@
+"""Glue between Snakemake jobs and the library: the embed job and failed-item reruns."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from eoembed.chunkio import read_chunk, write_chunk
+from eoembed.errors import EoembedError
+from eoembed.items import Request
+from eoembed.models.registry import create
+from eoembed.pipeline import embed_items, failed
+from eoembed.versions import versions
+
+log = logging.getLogger(__name__)
+
+
+def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_path: str,
+                  requests: list[dict[str, Any]], model_cfg: dict[str, Any], sensor: dict | None,
+                  output_cfg: dict[str, Any], weights_cfg: dict[str, Any]) -> None:
+    """Load the model once, embed every item of the chunk in batches, write the chunk file.
+
+    If the model cannot be built or its weights cannot be loaded, every item of the chunk is
+    recorded as failed at stage ``embed`` with that error (other models are unaffected).
+    """
+    reqs = [Request.from_dict(r) for r in requests]
+    if composite_path is None:
+        raise EoembedError(f"model {model_id}: precomputed products are read by their own stage")
+    items, records, _ = read_chunk(composite_path)
+    composites = {r.roi_id: (items.get(r.roi_id, {}), records[r.roi_id]) for r in reqs}
+    meta: dict[str, Any] = {"stage": "embed", "model": model_id, "chunk": chunk, "sensor": sensor,
+                            "versions": versions(), "output": output_cfg}
+    t0 = time.perf_counter()
+    try:
+        embedder = create(model_id, model_cfg.get("options") or {}, device=model_cfg.get("device", "cpu"),
+                          weights_dir=weights_cfg.get("dir"),
+                          allow_download=bool(weights_cfg.get("allow_download")),
+                          weights_paths=model_cfg.get("weights") or {})
+        embedder.load()
+    except Exception as exc:  # noqa: BLE001 - record the failure on every item of the chunk
+        log.error("model %s could not be loaded: %s", model_id, exc)
+        results = {}
+        for r in reqs:
+            rec = {k: v for k, v in composites[r.roi_id][1].items() if k != "meta"}
+            if rec["status"] != "failed":
+                rec.update(failed("embed", exc))
+            results[r.roi_id] = ({}, rec | {"model": model_id})
+        from eoembed.models.registry import get_card
+
+        meta.update(card=get_card(model_id).to_dict(), options=model_cfg.get("options") or {},
+                    weights_sha256={})
+    else:
+        log.info("model %s loaded in %.2fs on %s", model_id, time.perf_counter() - t0, embedder.device)
+        results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"],
+                              grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
+                              batch_size=int(model_cfg.get("batch_size", 16)))
+        desc = embedder.describe()
+        meta.update(card=embedder.card.to_dict(), options=desc["options"],
+                    weights_sha256=desc["weights_sha256"], dims=desc["dims"])
+    for _, rec in results.values():
+        rec["chunk"] = chunk
+    write_chunk(out_path, {k: a for k, (a, _) in results.items()}, {k: r for k, (_, r) in results.items()},
+                meta)
+    counts: dict[str, int] = {}
+    for _, rec in results.values():
+        counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+    log.info("embed %s %s done: %s", model_id, chunk, counts)
+
+
+def failed_stage_files(manifest_tsv: str | Path, config: dict[str, Any]) -> list[str]:
+    """Output files to force-rerun so that every failed (or missing) item is recomputed.
+
+    For each failed item x model, the earliest stage that failed decides the file: the fetch
+    chunk (shared by the models of that download), the composite chunk or the embed chunk.
+    Snakemake then reruns that file and everything downstream of it, nothing else.
+    """
+    import pandas as pd
+
+    from eoembed.config import sensor_specs
+    from eoembed.table import chunk_members, load_table
+
+    df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, keep_default_na=False)
+    bad = df[df["status"] == "failed"]
+    table = load_table(config["rois"])
+    chunks = chunk_members(table["roi_id"].tolist(), config["chunk_size"])
+    chunk_of = {rid: c for c, members in chunks.items() for rid in members}
+    sensors = sensor_specs(config)
+    files: list[str] = []
+    for row in bad.itertuples(index=False):
+        if row.roi_id not in chunk_of or row.model not in config["models"]:
+            continue  # the ROI or model was removed from the config since
+        chunk = chunk_of[row.roi_id]
+        sname = config["models"][row.model].get("sensor")
+        sensor = sensors.get(sname) if sname else None
+        if row.stage == "fetch" and sensor is not None:
+            path = f"results/fetch/{sensor.fetch_key()}/{chunk}.npz"
+        elif row.stage == "composite" and sensor is not None:
+            path = f"results/composite/{sensor.key()}/{chunk}.npz"
+        else:
+            path = f"results/embed/{row.model}/{chunk}.npz"
+        if path not in files:
+            files.append(path)
+    return files
