@@ -1,0 +1,317 @@
+"""The ``local`` provider: GeoTIFF/COG scenes indexed by a STAC catalogue file.
+
+The catalogue is either a STAC ItemCollection (GeoJSON FeatureCollection of STAC Items,
+asset hrefs may be relative to the catalogue file) or a stac-geoparquet file (``.parquet``).
+Each item has a ``datetime``, a footprint geometry, ``proj:code`` (or ``proj:epsg``),
+``eo:cloud_cover`` and one asset per band named like the band (``B02``, ..., ``SCL``).
+Pixels are read with odc-stac straight onto the ROI grid, same-day tiles mosaicked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import numpy as np
+
+from eoembed.collections import get_collection
+from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
+from eoembed.grid import GridSpec, to_crs
+from eoembed.items import Stack
+from eoembed.providers.base import Provider
+from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
+
+__all__ = ["LocalProvider", "provider_error", "read_catalog"]
+
+_CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
+                 "assets", "collection"}
+_TRANSIENT = re.compile(  # HTTP 429/5xx, timeouts, dropped connections
+    r"(http|status|code)[^0-9]{0,20}(429|5\d\d)\b|timed? ?out|timeout|temporar"
+    r"|connection (reset|refused|aborted)|service unavailable|too many requests|broken pipe",
+    re.IGNORECASE)
+_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode",
+               "min", "max", "med", "q1", "q3", "sum", "rms")
+
+
+def provider_error(message: str) -> ProviderError:
+    """A :class:`TransientProviderError` when ``message`` looks retryable (HTTP 429/5xx,
+    timeouts, dropped connections), else a permanent :class:`ProviderError`."""
+    cls = TransientProviderError if _TRANSIENT.search(message) else ProviderError
+    return cls(message)
+
+
+def _is_remote(href: str) -> bool:
+    scheme = urlparse(href).scheme
+    return len(scheme) > 1 and scheme != "file"  # one letter = a Windows drive
+
+
+def _resolve_href(href: str, base: Path) -> str:
+    """Absolute form of an asset href: relative paths are taken from the catalogue's folder."""
+    if _is_remote(href):
+        return href
+    if href.startswith("file://"):
+        return urlparse(href).path
+    path = Path(href)
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Remove ``None`` members of nested dicts (struct columns pad missing keys with nulls)."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _parquet_features(path: Path) -> list[dict]:
+    """STAC item dicts from a stac-geoparquet file (stac-geoparquet if installed, else pyarrow)."""
+    try:
+        from stac_geoparquet.arrow import stac_table_to_items
+    except ImportError:
+        stac_table_to_items = None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if stac_table_to_items is not None:
+        return [dict(item) for item in stac_table_to_items(table)]
+    import shapely
+
+    features = []
+    for row in table.to_pylist():
+        geometry = shapely.from_wkb(row["geometry"]) if row.get("geometry") is not None else None
+        bbox = row.get("bbox")
+        if isinstance(bbox, dict):
+            bbox = [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]]
+        props = {}
+        for key, value in row.items():
+            if key in _CORE_COLUMNS or value is None:
+                continue
+            if isinstance(value, dt.datetime):
+                value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+            props[key] = _drop_nulls(value)
+        features.append({
+            "type": "Feature", "stac_version": row.get("stac_version") or "1.1.0",
+            "stac_extensions": row.get("stac_extensions") or [], "id": row["id"],
+            "geometry": shapely.geometry.mapping(geometry) if geometry is not None else None,
+            "bbox": bbox, "properties": props, "links": [],
+            "assets": _drop_nulls(row.get("assets") or {}), "collection": row.get("collection")})
+    return features
+
+
+def read_catalog(catalog: str | Path) -> list:
+    """Read a catalogue file into pystac Items with absolute asset hrefs.
+
+    Raises:
+        ProviderError: if the file is missing or not a readable STAC ItemCollection /
+            stac-geoparquet file.
+    """
+    import pystac
+
+    path = Path(catalog)
+    if not path.is_file():
+        raise ProviderError(f"catalog {str(path)!r} not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            features = _parquet_features(path)
+        else:
+            doc = json.loads(path.read_text())
+            if doc.get("type") == "Feature":
+                doc = {"features": [doc]}
+            features = doc["features"]
+        items = []
+        for feature in features:
+            item = pystac.Item.from_dict(feature, preserve_dict=True)
+            for asset in item.assets.values():
+                asset.href = _resolve_href(asset.href, path.parent)
+            items.append(item)
+    except ProviderError:
+        raise
+    except Exception as exc:  # json/parquet/STAC parsing problems are all "unreadable"
+        raise ProviderError(f"catalog {str(path)!r} is not a readable STAC ItemCollection or "
+                            f"stac-geoparquet file: {type(exc).__name__}: {exc}") from exc
+    return items
+
+
+def _item_time(item) -> dt.datetime:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        raise ProviderError(f"item {item.id!r} has no datetime")
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _footprint(item):
+    from shapely.geometry import box, shape
+
+    if item.geometry:
+        return shape(item.geometry)
+    if item.bbox:
+        b = item.bbox
+        return box(*b) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
+    raise ProviderError(f"item {item.id!r} has neither geometry nor bbox")
+
+
+class LocalProvider(Provider):
+    """Scenes from local (or remote) GeoTIFF/COG files listed in a STAC catalogue file.
+
+    Args:
+        catalog: Path of a STAC ItemCollection JSON or a stac-geoparquet file.
+        resampling: ``"auto"`` (``average`` when the grid is coarser than a band's native
+            resolution, ``bilinear`` otherwise) or a rasterio resampling name for every
+            spectral band. The quality band is always resampled with ``nearest``.
+    """
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self, catalog: str | Path, resampling: str = "auto") -> None:
+        super().__init__(catalog=str(catalog), resampling=resampling)
+        if resampling != "auto" and resampling not in _RESAMPLING:
+            raise ConfigError(f"resampling={resampling!r} is invalid: allowed 'auto' or one of "
+                              f"{list(_RESAMPLING)}")
+        self.catalog = str(catalog)
+        self.resampling = resampling
+        self._items: list | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": self.name, "catalog": self.catalog}
+
+    @property
+    def items(self) -> list:
+        """All items of the catalogue (read once)."""
+        if self._items is None:
+            self._items = read_catalog(self.catalog)
+        return self._items
+
+    def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:
+        """Items intersecting the ROI in ``[start, end)`` with cloud cover <= the limit.
+
+        Items of another collection are skipped; items without ``eo:cloud_cover`` pass only
+        when ``sensor.cloudy_pct`` is 100.
+        """
+        roi = spatial.geometry()
+        start = dt.datetime.combine(temporal.start, dt.time(), tzinfo=dt.timezone.utc)
+        end = dt.datetime.combine(temporal.end, dt.time(), tzinfo=dt.timezone.utc)
+        out = []
+        for item in self.items:
+            if item.collection_id not in (None, sensor.collection):
+                continue
+            if not start <= _item_time(item) < end:
+                continue
+            cloud = item.properties.get("eo:cloud_cover")
+            if (sensor.cloudy_pct < 100 if cloud is None else float(cloud) > sensor.cloudy_pct):
+                continue
+            if _footprint(item).intersects(roi):
+                out.append(item)
+        return out
+
+    def _resampling(self, bands: tuple[str, ...], qa: str | None, collection, res: float) -> dict:
+        out = {}
+        for band in bands:
+            if self.resampling != "auto":
+                out[band] = self.resampling
+            else:
+                native = float(collection.native_gsd_m.get(band, res))
+                out[band] = "average" if res > native * 1.01 else "bilinear"
+        if qa:
+            out[qa] = "nearest"
+        return out
+
+    def fetch(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec,
+              grid: GridSpec) -> Stack:
+        """Read every matching scene onto ``grid``; same solar day = one mosaicked time step.
+
+        Raises:
+            NoDataError: no item matches the ROI, window and cloud limit.
+            ProviderError: an asset is missing or a file cannot be read.
+            TransientProviderError: a read failed in a way worth retrying (5xx, timeouts).
+        """
+        collection = get_collection(sensor.collection)
+        items = self.search(spatial, temporal, sensor)
+        if not items:
+            b = spatial.geometry().bounds
+            raise NoDataError(
+                f"no scene in catalog {self.catalog!r} for ROI lon/lat bounds "
+                f"({b[0]:.5f}, {b[1]:.5f}, {b[2]:.5f}, {b[3]:.5f}) in window "
+                f"[{temporal.start}, {temporal.end}) with eo:cloud_cover <= {sensor.cloudy_pct}")
+        qa = collection.qa_band
+        load_bands = list(sensor.bands) + ([qa] if qa else [])
+        self._check_assets(items, load_bands)
+
+        lon0, _ = to_crs(*self._centre(grid), grid.crs, "EPSG:4326")
+        groups = self._groups(items, float(lon0))
+        data = self._load(items, load_bands, grid, collection, float(lon0))
+        if data.sizes["time"] != len(groups):
+            raise ProviderError(f"odc-stac returned {data.sizes['time']} time steps for "
+                                f"{len(groups)} solar days")
+        cube = np.empty((len(groups), len(sensor.bands), grid.height, grid.width), np.float32)
+        for i, band in enumerate(sensor.bands):
+            arr = data[band].values.astype(np.float32)
+            nodata = data[band].attrs.get("nodata")
+            if nodata is not None and not np.isnan(nodata):
+                arr[arr == np.float32(nodata)] = np.nan
+            cube[:, i] = arr
+        qa_arr = None
+        if qa:
+            raw = data[qa].values
+            nodata = data[qa].attrs.get("nodata")
+            qa_arr = raw.astype(np.uint8)
+            if nodata is not None and not np.isnan(nodata):
+                qa_arr[raw == nodata] = 0
+        times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
+            tzinfo=dt.timezone.utc) for t in data["time"].values]
+        return Stack(data=cube, qa=qa_arr, times=times, bands=tuple(sensor.bands), grid=grid,
+                     collection=sensor.collection, scenes=[[it.id for it in g] for g in groups])
+
+    @staticmethod
+    def _centre(grid: GridSpec) -> tuple[float, float]:
+        minx, miny, maxx, maxy = grid.bounds
+        return (minx + maxx) / 2, (miny + maxy) / 2
+
+    @staticmethod
+    def _solar_day(item, lon: float) -> dt.date:
+        """Local solar date of an item at longitude ``lon`` (UTC + lon / 15 hours)."""
+        return (_item_time(item) + dt.timedelta(hours=lon / 15.0)).date()
+
+    def _groups(self, items: list, lon: float) -> list[list]:
+        """Items per solar day, days ascending, items by (time, id) as odc-stac orders them."""
+        by_day: dict[dt.date, list] = {}
+        for item in items:
+            by_day.setdefault(self._solar_day(item, lon), []).append(item)
+        return [sorted(by_day[d], key=lambda it: (_item_time(it), it.id)) for d in sorted(by_day)]
+
+    @staticmethod
+    def _check_assets(items: list, bands: list[str]) -> None:
+        for item in items:
+            for band in bands:
+                asset = item.assets.get(band)
+                if asset is None:
+                    raise ProviderError(f"item {item.id!r} has no asset {band!r} (assets: "
+                                        f"{sorted(item.assets)})")
+                if not _is_remote(asset.href) and not Path(asset.href).is_file():
+                    raise ProviderError(f"asset {band!r} of item {item.id!r}: file not found: "
+                                        f"{asset.href}")
+
+    def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
+        import odc.stac
+        from odc.geo.geobox import GeoBox
+
+        geobox = GeoBox((grid.height, grid.width), grid.affine(), grid.crs)
+        qa = collection.qa_band
+        resampling = self._resampling(tuple(b for b in bands if b != qa), qa, collection, grid.res)
+
+        def solar_day(item, parsed, idx):
+            return self._solar_day(item, lon)
+
+        try:
+            return odc.stac.load(items, bands=bands, geobox=geobox, resampling=resampling,
+                                 groupby=solar_day, chunks=None, fail_on_error=True)
+        except Exception as exc:  # rasterio/GDAL/odc errors: classify, keep the cause
+            message = f"{type(exc).__name__}: {exc}"
+            hrefs = [item.assets[b].href for item in items for b in bands]
+            named = [h for h in hrefs if h in message]
+            where = named[0] if named else f"one of {len(hrefs)} assets starting {hrefs[0]}"
+            raise provider_error(f"reading {where} failed: {message}") from exc
