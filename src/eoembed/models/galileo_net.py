@@ -1,13 +1,10 @@
 """Self-written Galileo space-time encoder (nano / tiny / base) that loads the published weights.
 
-Galileo (Tseng et al. 2025, arXiv:2502.09356) turns four kinds of input into tokens, one
-token per *channel group* per location:
-
-* space-time ``s_t_x [B, H, W, T, 13]`` (S1, S2 groups, NDVI) -> one token per
-  ``p x p`` patch, time step and group (flexible patch projection);
-* space ``sp_x [B, H, W, 16]`` (SRTM, Dynamic World, WorldCereal) -> per patch and group;
-* time ``t_x [B, T, 6]`` (ERA5, TerraClimate, VIIRS) -> per time step and group;
-* static ``st_x [B, 18]`` (LandScan, location, DW/WC summaries) -> per group.
+Galileo (Tseng et al. 2025, arXiv:2502.09356) makes one token per *channel group* per
+location: space-time ``s_t_x [B, H, W, T, 13]`` (S1, S2 groups, NDVI) per ``p x p`` patch and
+time step (flexible patch projection); space ``sp_x [B, H, W, 16]`` (SRTM, Dynamic World,
+WorldCereal) per patch; time ``t_x [B, T, 6]`` (ERA5, TerraClimate, VIIRS) per time step;
+static ``st_x [B, 18]`` (LandScan, location, DW/WC summaries) once.
 
 Each token gets a quarter-width encoding per slot: ``[channel group | time step | month |
 2-D position]`` (unused slots are zero). Masked groups (mask >= 1) are removed before a
@@ -31,14 +28,16 @@ from eoembed.models.galileo_patch import month_table, sincos_1d, sincos_2d
 SPACE_TIME_BANDS = ["VV", "VH", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12", "NDVI"]
 SPACE_TIME_GROUPS = {"S1": [0, 1], "S2_RGB": [2, 3, 4], "S2_Red_Edge": [5, 6, 7], "S2_NIR_10m": [8],
                      "S2_NIR_20m": [9], "S2_SWIR": [10, 11], "NDVI": [12]}
-_DW = ["water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare", "snow_and_ice"]
+_DW = ["water", "trees", "grass", "flooded_vegetation", "crops", "shrub_and_scrub", "built", "bare",
+       "snow_and_ice"]
 _WC = ["temporarycrops", "maize", "wintercereals", "springcereals", "irrigation"]
 SPACE_BANDS = ["elevation", "slope"] + [f"DW_{b}" for b in _DW] + [f"WC_{b}" for b in _WC]
 SPACE_GROUPS = {"SRTM": [0, 1], "DW": list(range(2, 11)), "WC": list(range(11, 16))}
 TIME_BANDS = ["temperature_2m", "total_precipitation_sum", "def", "soil", "aet", "avg_rad"]
 TIME_GROUPS = {"ERA5": [0, 1], "TC": [2, 3, 4], "VIIRS": [5]}
 STATIC_BANDS = (["b1", "x", "y", "z"] + [f"DW_{b}_static" for b in _DW] + [f"WC_{b}_static" for b in _WC])
-STATIC_GROUPS = {"LS": [0], "location": [1, 2, 3], "DW_static": list(range(4, 13)), "WC_static": list(range(13, 18))}
+STATIC_GROUPS = {"LS": [0], "location": [1, 2, 3], "DW_static": list(range(4, 13)),
+                 "WC_static": list(range(13, 18))}
 BASE_GSD_M = 10.0
 
 # Fixed (shift, div) constants of the published code; bands listed in _STD_BANDS are
@@ -49,13 +48,15 @@ _FIXED_SHIFT_DIV = {
     "time": ([-272.15, 0.0, 0.0, 0.0, 0.0, 0.0], [35.0, 0.03, 4548.0, 8882.0, 2000.0, 100.0]),
     "static": ([92500.0] + [0.0] * 17, [92500.0] + [1.0] * 12 + [100.0] * 5),
 }
-_STD_BANDS = {"space_time": SPACE_TIME_BANDS[:12], "space": ["elevation", "slope"], "time": TIME_BANDS, "static": ["b1"]}
+_STD_BANDS = {"space_time": SPACE_TIME_BANDS[:12], "space": ["elevation", "slope"], "time": TIME_BANDS,
+              "static": ["b1"]}
 _KINDS = {"space_time": SPACE_TIME_BANDS, "space": SPACE_BANDS, "time": TIME_BANDS, "static": STATIC_BANDS}
 
-ARCH: dict[str, dict[str, int]] = {
-    "nano": dict(embedding_size=128, depth=4, num_heads=8, mlp_ratio=4, max_sequence_length=24, max_patch_size=8),
-    "tiny": dict(embedding_size=192, depth=12, num_heads=3, mlp_ratio=4, max_sequence_length=24, max_patch_size=8),
-    "base": dict(embedding_size=768, depth=12, num_heads=12, mlp_ratio=4, max_sequence_length=24, max_patch_size=8),
+_COMMON = dict(mlp_ratio=4, max_sequence_length=24, max_patch_size=8)
+ARCH: dict[str, dict[str, int]] = {  # published configs: nano in the repo, tiny/base on Hugging Face
+    "nano": dict(embedding_size=128, depth=4, num_heads=8, **_COMMON),
+    "tiny": dict(embedding_size=192, depth=12, num_heads=3, **_COMMON),
+    "base": dict(embedding_size=768, depth=12, num_heads=12, **_COMMON),
 }
 INPUT_KEYS = ("s_t_x", "sp_x", "t_x", "st_x", "s_t_m", "sp_m", "t_m", "st_m", "months")
 
@@ -83,7 +84,7 @@ def load_normalization(path: str | Path, std_multiplier: float = 2.0) -> dict[st
     for kind, bands in _KINDS.items():
         stats = raw[str(len(bands))]
         mean, std = np.asarray(stats["mean"], dtype=np.float64), np.asarray(stats["std"], dtype=np.float64)
-        if mean.shape != (len(bands),) or std.shape != (len(bands),):
+        if not mean.shape == std.shape == (len(bands),):
             raise ValueError(f"normalization.json entry {len(bands)} does not have {len(bands)} bands")
         shift, div = (np.asarray(v, dtype=np.float64) for v in _FIXED_SHIFT_DIV[kind])
         for band in _STD_BANDS[kind]:
@@ -142,8 +143,8 @@ class GalileoEncoder(nn.Module):
     def _project(self, s_t_x: Tensor, sp_x: Tensor, t_x: Tensor, st_x: Tensor, masks: list[Tensor],
                  p: int) -> list[Tensor]:
         """Per-group linear projections; groups masked for the whole batch become zeros."""
-        b, hh, ww, t, _ = s_t_x.shape
-        h, w, d = hh // p, ww // p, self.embedding_size
+        (b, hh, ww, t, _), d = s_t_x.shape, self.embedding_size
+        h, w = hh // p, ww // p
         s_t = []
         for g, (name, idx) in enumerate(SPACE_TIME_GROUPS.items()):
             if bool(masks[0][..., g].all()):
@@ -162,8 +163,7 @@ class GalileoEncoder(nn.Module):
     def _add_encodings(self, toks: list[Tensor], months: Tensor, scale: float) -> list[Tensor]:
         """Add ``[channel | time step | month | position]`` encodings (zeros where not applicable)."""
         s_t, sp, tt, st = toks
-        b, h, w, t, g, _ = s_t.shape
-        q = self.embedding_size // 4
+        (b, h, w, t, g, _), q = s_t.shape, self.embedding_size // 4
         pos = self.pos_embed[:t]  # [T, q]
         mon = self.month_embed(months.long())  # [B, T, q]
         xy = sincos_2d(q, h, w, scale, device=s_t.device).to(s_t.dtype)  # [h, w, q]
@@ -177,11 +177,13 @@ class GalileoEncoder(nn.Module):
         gt = tt.shape[2]
         enc_t = torch.cat([self.t_channel_embed.expand(b, t, gt, q), pos[None, :, None].expand(b, t, gt, q),
                            mon[:, :, None].expand(b, t, gt, q), tt.new_zeros(b, t, gt, q)], -1)
-        enc_stat = torch.cat([self.st_channel_embed.expand(b, -1, q), st.new_zeros(b, st.shape[1], 3 * q)], -1)
+        enc_stat = torch.cat([self.st_channel_embed.expand(b, -1, q),
+                              st.new_zeros(b, st.shape[1], 3 * q)], -1)
         return [s_t + enc_st, sp + enc_sp, tt + enc_t, st + enc_stat]
 
     def _encode(self, s_t_x: Tensor, sp_x: Tensor, t_x: Tensor, st_x: Tensor, s_t_m: Tensor, sp_m: Tensor,
-                t_m: Tensor, st_m: Tensor, months: Tensor, patch_size: int, input_resolution_m: float = BASE_GSD_M):
+                t_m: Tensor, st_m: Tensor, months: Tensor, patch_size: int,
+                input_resolution_m: float = BASE_GSD_M):
         """Run the encoder on the unmasked tokens only.
 
         Returns:
@@ -192,7 +194,7 @@ class GalileoEncoder(nn.Module):
         """
         p = int(patch_size)
         if s_t_x.shape[1] % p or s_t_x.shape[2] % p:
-            raise ValueError(f"H and W ({s_t_x.shape[1]}, {s_t_x.shape[2]}) must be divisible by patch_size {p}")
+            raise ValueError(f"H, W {tuple(s_t_x.shape[1:3])} must be divisible by patch_size {p}")
         masks = [s_t_m[:, ::p, ::p] >= 1, sp_m[:, ::p, ::p] >= 1, t_m >= 1, st_m >= 1]
         toks = self._project(s_t_x, sp_x, t_x, st_x, masks, p)
         toks = self._add_encodings(toks, months, p * input_resolution_m / BASE_GSD_M)
@@ -230,18 +232,11 @@ class GalileoEncoder(nn.Module):
         n_total = sum(m.reshape(b, -1).shape[1] for m in masks)
         full = x.new_zeros(b, n_total, d)
         full.scatter_(1, order[:, :, None].expand(-1, -1, d), torch.where(valid[..., None], x, 0.0))
-        parts, start = [], 0
-        for shape in shapes:
-            n = int(np.prod(shape[1:-1]))
-            parts.append(full[:, start:start + n].reshape(shape))
-            start += n
-        return GalileoTokens(*parts, *masks)
+        chunks = full.split([int(np.prod(shape[1:-1])) for shape in shapes], dim=1)
+        return GalileoTokens(*(c.reshape(shape) for c, shape in zip(chunks, shapes)), *masks)
 
     def pooled(self, *args: Any, **kwargs: Any) -> Tensor:
-        """Average of all unmasked output tokens (all four kinds), ``[B, D]``; NaN if none.
-
-        Takes the same arguments as :meth:`forward`.
-        """
+        """Average of all unmasked output tokens (all kinds), ``[B, D]``; NaN if none. Args as forward."""
         x, valid, *_ = self._encode(*args, **kwargs)
         total = torch.where(valid[..., None], x, 0.0).sum(1)
         return total / valid.sum(1, keepdim=True).to(x.dtype)
@@ -257,8 +252,7 @@ class GalileoEncoder(nn.Module):
         are NaN. Takes the same other arguments as :meth:`forward`.
         """
         out = self.forward(*args, **kwargs)
-        b, h, w = out.s_t_x.shape[:3]
-        d = self.embedding_size
+        (b, h, w), d = out.s_t_x.shape[:3], self.embedding_size
         toks = [out.s_t_x.reshape(b, h, w, -1, d)]
         keep = [~out.s_t_m.reshape(b, h, w, -1)]
         if include_other_modalities:
@@ -273,7 +267,13 @@ class GalileoEncoder(nn.Module):
 def encoder_from_state_dict(state_dict: dict[str, Tensor], size: str = "nano") -> GalileoEncoder:
     """Build the ``size`` architecture and load ``state_dict`` strictly.
 
-    A ``.backbone`` fragment in key names (seen in some published files) is removed first.
+    Args:
+        state_dict: Encoder weights (e.g. ``torch.load("encoder.pt")``); a ``.backbone``
+            fragment in key names (seen in some published files) is removed first.
+        size: Key of :data:`ARCH`.
+
+    Returns:
+        The loaded encoder in eval mode.
 
     Raises:
         ValueError: Unknown size, or missing / unexpected keys, or shape mismatches (all named).
@@ -319,7 +319,9 @@ def encode_pooled(model: GalileoEncoder, inputs: dict[str, np.ndarray], patch_si
         if any_pixel_masks_patch:
             batch["s_t_m"], batch["sp_m"] = (coarsen_masks(batch[k], patch_size) for k in ("s_t_m", "sp_m"))
         outs.append(model.pooled(**batch, patch_size=patch_size).cpu().numpy())
-    return np.concatenate(outs, 0).astype(np.float32) if outs else np.zeros((0, model.embedding_size), np.float32)
+    if not outs:
+        return np.zeros((0, model.embedding_size), np.float32)
+    return np.concatenate(outs, 0).astype(np.float32)
 
 
 def _canonical_s2(name: str) -> str:
@@ -389,7 +391,9 @@ def pack_inputs(s2: np.ndarray, s2_bands: list[str], months: np.ndarray, norm: d
         "s_t_x": s_t_x, "s_t_m": s_t_m,
         "sp_x": np.zeros((b, h, w, len(SPACE_BANDS)), np.float32),
         "sp_m": np.ones((b, h, w, len(SPACE_GROUPS)), np.float32),
-        "t_x": np.zeros((b, t, len(TIME_BANDS)), np.float32), "t_m": np.ones((b, t, len(TIME_GROUPS)), np.float32),
-        "st_x": np.zeros((b, len(STATIC_BANDS)), np.float32), "st_m": np.ones((b, len(STATIC_GROUPS)), np.float32),
+        "t_x": np.zeros((b, t, len(TIME_BANDS)), np.float32),
+        "t_m": np.ones((b, t, len(TIME_GROUPS)), np.float32),
+        "st_x": np.zeros((b, len(STATIC_BANDS)), np.float32),
+        "st_m": np.ones((b, len(STATIC_GROUPS)), np.float32),
         "months": months,
     }

@@ -86,7 +86,8 @@ def month_table(dim: int) -> Tensor:
     """
     angles = torch.arange(12, dtype=torch.float32) * (2 * math.pi / 12)
     half = dim // 2
-    return torch.cat([torch.sin(angles)[:, None].expand(12, half), torch.cos(angles)[:, None].expand(12, half)], 1)
+    sin, cos = torch.sin(angles)[:, None], torch.cos(angles)[:, None]
+    return torch.cat([sin.expand(12, half), cos.expand(12, half)], dim=1)
 
 
 class FlexiPatchProjection(nn.Module):
@@ -165,7 +166,8 @@ class _Attention(nn.Module):
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         b, n, d = x.shape
-        q, k, v = (lin(x).reshape(b, n, self.num_heads, -1).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        heads = self.num_heads
+        q, k, v = (lin(x).reshape(b, n, heads, -1).transpose(1, 2) for lin in (self.q, self.k, self.v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :])
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
