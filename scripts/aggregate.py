@@ -3,4 +3,4 @@ from eoembed.logutil import setup_logging
 from eoembed.manifest import aggregate
 
 setup_logging(snakemake.log[0])
-aggregate(list(snakemake.input), snakemake.output.table, snakemake.output.summary)
+aggregate({"embed": list(snakemake.input)}, snakemake.output.table, snakemake.output.summary)

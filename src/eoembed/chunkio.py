@@ -28,10 +28,17 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
     return final, Path(tmp)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def commit(tmp: Path, final: Path) -> None:
-    """fsync ``tmp`` and atomically rename it onto ``final``."""
+    """fsync ``tmp``, give it the usual permissions (mkstemp makes 0600) and rename it onto ``final``."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
 
 

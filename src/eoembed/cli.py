@@ -29,7 +29,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for mid in model_ids():
         c = get_card(mid)
         print(f"{c.id:<16} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
-              f"{','.join(c.outputs):<8} {'yes' if c.weights else 'none'}")
+              f"{",".join(c.outputs):<12} {'yes' if c.weights else 'none'}")
     return 0
 
 

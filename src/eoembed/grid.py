@@ -102,9 +102,11 @@ class GridSpec:
     def inside_mask(self, geometry_lonlat) -> np.ndarray:
         """Boolean ``(height, width)`` mask of pixels whose centre lies in the lon/lat geometry."""
         import shapely
-        from shapely.ops import transform as shp_transform
 
-        geom = shp_transform(lambda x, y: to_crs(x, y, "EPSG:4326", self.crs), geometry_lonlat)
+        def project(x, y):
+            return np.asarray(to_crs(x, y, "EPSG:4326", self.crs))
+
+        geom = shapely.transform(geometry_lonlat, lambda xy: project(xy[:, 0], xy[:, 1]).T)
         xx, yy = np.meshgrid(self.x_coords(), self.y_coords())
         return shapely.contains_xy(geom, xx, yy)
 

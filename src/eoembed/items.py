@@ -115,9 +115,18 @@ class Composite:
             return [0.0] * self.data.shape[0]
         return [float((v & self.roi_mask).sum() / inside) for v in self.valid]
 
+    def grid_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the pixel grid."""
+        return self.data.shape[2], self.data.shape[3]
+
     def start_months(self) -> np.ndarray:
         """Calendar month (0 = January) of each frame's start date."""
         return np.array([b[0].month - 1 for b in self.frame_bounds], dtype=np.int64)
+
+    def mid_months(self) -> np.ndarray:
+        """Calendar month (0 = January) of each frame's middle day."""
+        mids = [a + (b - a) / 2 for a, b in self.frame_bounds]
+        return np.array([m.month - 1 for m in mids], dtype=np.int64)
 
     def band_data(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
         """``(frame, len(names), y, x)`` view of the requested bands, in the requested order."""

@@ -136,8 +136,10 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
     def run(batch: list[tuple[Request, Composite, dict]]) -> None:
         comps = [c for _, c, _ in batch]
         t0 = time.perf_counter()
-        pooled = embedder.embed_batch(comps, pooled_spec)
-        grids = embedder.embed_batch(comps, grid_spec) if want_grid else [None] * len(batch)
+        if want_grid:
+            pooled, grids = embedder.embed_outputs(comps, [pooled_spec, grid_spec])
+        else:
+            (pooled,), grids = embedder.embed_outputs(comps, [pooled_spec]), [None] * len(batch)
         per_item = (time.perf_counter() - t0) / len(batch)
         for (req, comp, rec), vec, g in zip(batch, pooled, grids):
             vec = np.asarray(vec, dtype=np.float32)

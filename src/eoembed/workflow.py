@@ -37,7 +37,8 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_pat
         embedder = create(model_id, model_cfg.get("options") or {}, device=model_cfg.get("device", "cpu"),
                           weights_dir=weights_cfg.get("dir"),
                           allow_download=bool(weights_cfg.get("allow_download")),
-                          weights_paths=model_cfg.get("weights") or {})
+                          weights_paths=model_cfg.get("weights") or {},
+                          weights_pins=model_cfg.get("weights_sha256") or {})
         embedder.load()
     except Exception as exc:  # noqa: BLE001 - record the failure on every item of the chunk
         log.error("model %s could not be loaded: %s", model_id, exc)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import ConfigError
+from eoembed.errors import ConfigError, WeightsError
 from eoembed.items import Composite
 from eoembed.specs import OutputSpec
 
-__all__ = ["Embedder", "ModelCard", "WeightsFile", "grid_cells"]
+__all__ = ["Embedder", "ModelCard", "WeightsFile", "grid_cells", "pool_cells"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class Embedder(ABC):
         weights_dir: Cache directory for weights (see :mod:`eoembed.weights`).
         allow_download: Whether missing weights may be downloaded.
         weights_paths: Explicit local paths per weights file name (from config).
+        weights_pins: sha256 per weights file name, for files whose card pins none (from config).
     """
 
     card: ClassVar[ModelCard]
@@ -139,7 +141,8 @@ class Embedder(ABC):
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu",
                  weights_dir: str | None = None, allow_download: bool = False,
-                 weights_paths: dict[str, str] | None = None) -> None:
+                 weights_paths: dict[str, str] | None = None,
+                 weights_pins: dict[str, str] | None = None) -> None:
         opts = dict(self.default_options)
         unknown = sorted(set(options or {}) - set(opts))
         if unknown:
@@ -151,6 +154,7 @@ class Embedder(ABC):
         self.weights_dir = weights_dir
         self.allow_download = allow_download
         self.weights_paths = dict(weights_paths or {})
+        self.weights_pins = dict(weights_pins or {})
         self.weights_sha256: dict[str, str] = {}
         self._loaded = False
 
@@ -162,6 +166,31 @@ class Embedder(ABC):
 
     def _load(self) -> None:
         """Subclass hook: load weights into memory."""
+
+    def weights_file(self, name: str) -> tuple[Path, str]:
+        """Resolve the card's weights file ``name`` (config path, cache, download if allowed).
+
+        Returns:
+            ``(path, expected_sha256)``; the sha256 is checked by whoever loads the file.
+
+        Raises:
+            WeightsError: the file is missing (the message says where to put it) or its
+                sha256 is pinned neither by the card nor by the config.
+        """
+        from eoembed.weights import resolve
+
+        wf = next(w for w in self.card.weights if w.name == name)
+        sha = wf.sha256 or self.weights_pins.get(name)
+        if not sha:
+            raise WeightsError(
+                f"model '{self.card.id}': eoembed does not pin a sha256 for {name} ({wf.url}). "
+                f"Download it, check it, and pin it in the config as "
+                f"models.{self.card.id}.weights_sha256.{name}: <output of sha256sum>")
+        wf = replace(wf, sha256=sha)
+        path = resolve(self.card.id, wf, explicit_path=self.weights_paths.get(name),
+                       cache_dir=self.weights_dir, allow_download=self.allow_download)
+        self.weights_sha256[name] = sha
+        return path, sha
 
     def cell_px(self, output: OutputSpec, composite: Composite) -> int:
         """Grid cell size in pixels for grid output (``cell_m`` or the model's native cell)."""
@@ -181,6 +210,13 @@ class Embedder(ABC):
         ``(dims, rows, cols)`` for grid output with cells of :meth:`cell_px` pixels
         (NaN for cells without valid pixels).
         """
+
+    def embed_outputs(self, composites: list[Composite], outputs: list[OutputSpec]) -> list[list[np.ndarray]]:
+        """Embed a batch once per requested output; models that can share work override this.
+
+        Returns one list per output spec, each as :meth:`embed_batch` returns it.
+        """
+        return [self.embed_batch(composites, out) for out in outputs]
 
     def describe(self) -> dict[str, Any]:
         """Self-description stored with every embedding (card facts, options, weights sha256)."""

@@ -16,6 +16,10 @@ from eoembed.models.base import Embedder, ModelCard
 MODELS: dict[str, str] = {
     "spectral": "eoembed.models.spectral:SpectralEmbedder",
     "mosaiks": "eoembed.models.mosaiks:MosaiksEmbedder",
+    "presto": "eoembed.models.presto:PrestoEmbedder",
+    "galileo_nano": "eoembed.models.galileo:GalileoNano",
+    "galileo_tiny": "eoembed.models.galileo:GalileoTiny",
+    "galileo_base": "eoembed.models.galileo:GalileoBase",
 }
 
 
