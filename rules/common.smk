@@ -1,14 +1,14 @@
 # Shared state and input functions: the validated ROI table, its chunks, sensors, models
 # and the path of every stage's output. Nothing here runs a job.
-import os
+import sys
 from pathlib import Path
 
-# Jobs (local, conda or cluster) import the library of THIS checkout, not another install.
-_SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-import sys
+# This workflow runs the library of its own checkout (src/), here and in every job.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-sys.path.insert(0, _SRC)
+from eoembed.workflow import use_library_in_jobs
+
+use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
 from eoembed.models.registry import get_card
@@ -91,3 +91,25 @@ def all_targets():
     if any(wants_grid(m) for m in MODELS):
         targets += ["results/figures/pca_rgb.png"]
     return targets
+
+
+def embed_input(wildcards):
+    if on_the_fly(wildcards.model):
+        return composite_path(sensor_of(wildcards.model).key(), wildcards.chunk)
+    return []
+
+
+def pca_inputs(wildcards):
+    """For each grid-capable model, the grid file of the chosen ROI's chunk."""
+    roi = config["figures"]["pca_roi"] or ROI_IDS[0]
+    chunk = next(c for c, members in CHUNKS.items() if roi in members)
+    return {m: f"results/export/{m}/grid/{chunk}.nc" for m in MODELS if wants_grid(m)}
+
+
+def report_figures(wildcards):
+    figs = []
+    if benchmark_targets():
+        figs += ["results/figures/metrics.png", "results/figures/pred_vs_true.png"]
+    if any(wants_grid(m) for m in MODELS):
+        figs.append("results/figures/pca_rgb.png")
+    return figs

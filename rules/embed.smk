@@ -1,11 +1,5 @@
 # embed: one model over one chunk; the model is loaded once per job and run batched.
 # The job is tagged with a GPU when the model's device is cuda, and runs in its family's env.
-def embed_input(wildcards):
-    if on_the_fly(wildcards.model):
-        return composite_path(sensor_of(wildcards.model).key(), wildcards.chunk)
-    return []
-
-
 rule embed:
     input:
         embed_input,

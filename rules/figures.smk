@@ -1,11 +1,4 @@
 # figures and report: metric bars, predicted-vs-true scatter, PCA pseudo-RGB, HTML report.
-def pca_inputs(wildcards):
-    """For each grid-capable model, the grid file of the chosen ROI's chunk."""
-    roi = config["figures"]["pca_roi"] or ROI_IDS[0]
-    chunk = next(c for c, members in CHUNKS.items() if roi in members)
-    return {m: f"results/export/{m}/grid/{chunk}.nc" for m in MODELS if wants_grid(m)}
-
-
 rule figures:
     input:
         metrics="results/benchmark/metrics.tsv",
@@ -34,15 +27,6 @@ rule pca_figure:
         "../envs/core.yaml"
     script:
         "../scripts/pca_figure.py"
-
-
-def report_figures(wildcards):
-    figs = []
-    if benchmark_targets():
-        figs += ["results/figures/metrics.png", "results/figures/pred_vs_true.png"]
-    if any(wants_grid(m) for m in MODELS):
-        figs.append("results/figures/pca_rgb.png")
-    return figs
 
 
 rule report:

@@ -113,3 +113,24 @@ def test_bad_table_fails_before_any_job(imagery, tmp_path):
     for fragment in ("row 2", "'a/b'", "row 3", "duplicate id 'ok'", "lon", "row 4", "buffer_m"):
         assert fragment in err, f"{fragment!r} missing from:\n{err[-3000:]}"
     assert not (tmp_path / "results").exists()
+
+
+def test_api_gives_the_same_embeddings_as_the_workflow(demo_run, imagery):
+    """get_embeddings_batch runs the same stage functions: identical vectors, bit for bit."""
+    import eoembed
+    from eoembed import OutputSpec, SensorSpec
+    from eoembed.table import load_table, to_requests
+
+    work, _ = demo_run
+    index, rois = imagery
+    reqs = to_requests(load_table(rois))[:3]
+    sensor = SensorSpec(bands=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
+                        scale_m=10, cloudy_pct=100)
+    for model, options in (("spectral", None), ("mosaiks", {"num_filters": 16})):
+        embs = eoembed.get_embeddings_batch(model, reqs, output=OutputSpec.pooled(), sensor=sensor,
+                                            options=options, provider={"name": "local", "catalog": str(index)})
+        gdf = gpd.read_parquet(work / f"results/export/{model}/embeddings.parquet").set_index("roi_id")
+        for req, emb in zip(reqs, embs):
+            assert emb.meta["status"] in ("ok", "partial")
+            assert emb.meta["request"]["roi_id"] == req.roi_id and emb.meta["model"] == model
+            np.testing.assert_array_equal(emb.data, np.asarray(gdf.loc[req.roi_id, "embedding"], dtype=np.float32))

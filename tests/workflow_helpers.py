@@ -42,8 +42,9 @@ def write_config(workdir: Path, catalog: Path, rois: Path, models=("spectral", "
         "sample": {"enabled": False},
         "sensors": {"s2": {"bands": ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A",
                                      "B09", "B11", "B12"], "scale_m": 10, "cloudy_pct": 100}},
-        "models": {m: {"sensor": "s2", "options": {"num_filters": 16}} if m == "mosaiks" else {"sensor": "s2"}
-                   for m in models},
+        "models": models if isinstance(models, dict) else {
+            m: {"sensor": "s2", "options": {"num_filters": 16}} if m == "mosaiks" else {"sensor": "s2"}
+            for m in models},
         "output": {"grid": True, "grid_cell_m": 80},
         "benchmark": {"targets": [{"column": "yield_t_ha", "task": "regression"}] if benchmark else [],
                       "block_km": 50, "n_splits": 3},

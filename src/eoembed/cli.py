@@ -25,11 +25,11 @@ from eoembed.errors import EoembedError
 def _cmd_models(args: argparse.Namespace) -> int:
     from eoembed.models.registry import get_card, model_ids
 
-    print(f"{'id':<16} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} outputs  weights")
+    print(f"{'id':<16} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} {'outputs':<12} weights")
     for mid in model_ids():
         c = get_card(mid)
         print(f"{c.id:<16} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
-              f"{",".join(c.outputs):<12} {'yes' if c.weights else 'none'}")
+              f"{','.join(c.outputs):<12} {'yes' if c.weights else 'none'}")
     return 0
 
 
@@ -97,7 +97,8 @@ def _cmd_rerun_failed(args: argparse.Namespace) -> int:
         print("no failed items in", args.manifest, "- nothing to rerun")
         return 0
     snakemake = shutil.which("snakemake") or "snakemake"
-    cmd = [snakemake, "--configfile", args.config, *args.snakemake_args, "--forcerun", *files]
+    extra = args.snakemake_args[1:] if args.snakemake_args[:1] == ["--"] else args.snakemake_args
+    cmd = [snakemake, "--configfile", args.config, *extra, "--forcerun", *files]
     print("rerunning", len(files), "stage file(s) with failed items:\n  " + "\n  ".join(files), flush=True)
     return subprocess.call(cmd)
 

@@ -17,6 +17,15 @@ from eoembed.versions import versions
 log = logging.getLogger(__name__)
 
 
+def use_library_in_jobs(src: str | Path) -> None:
+    """Put ``src`` first on ``PYTHONPATH`` so job scripts (local, conda env or cluster job, which
+    inherit this environment) import the same eoembed as the workflow that planned them."""
+    import os
+
+    parts = [str(src)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+
+
 def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_path: str,
                   requests: list[dict[str, Any]], model_cfg: dict[str, Any], sensor: dict | None,
                   output_cfg: dict[str, Any], weights_cfg: dict[str, Any]) -> None:
