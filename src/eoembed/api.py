@@ -45,7 +45,9 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          device: str = "cpu", batch_size: int = 16, retries: int = 3,
                          backoff_s: float = 1.0, partial_below: float = 0.5,
                          weights_dir: str | None = None, allow_download: bool = False,
-                         weights_paths: dict[str, str] | None = None) -> list[Embedding]:
+                         weights_paths: dict[str, str] | None = None,
+                         weights_pins: dict[str, str] | None = None,
+                         source: str | None = None) -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -54,6 +56,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         output: Pooled or grid output.
         provider: A provider instance or its config dict (``{"name": "local", "catalog": ...}``).
         sensor: What to fetch; defaults to the model card's bands at its native GSD.
+        source: For precomputed products, where the product's files are (see docs/products.md).
 
     Returns:
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
@@ -61,26 +64,37 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
     """
     embedder = model if isinstance(model, Embedder) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
-        weights_paths=weights_paths)
+        weights_paths=weights_paths, weights_pins=weights_pins, **({"source": source} if source else {}))
     reqs = [r if isinstance(r, Request) else Request(*r) for r in requests]
-    sensor = sensor or default_sensor(embedder.card.id)
-    prov = _provider(provider)
-    fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s)
-    comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
+    precomputed = embedder.card.kind == "precomputed"
+    if precomputed:  # products are read directly: no provider, no compositing
+        sensor, prov = None, None
+        comps = {r.roi_id: ({}, {"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(),
+                                 "status": "ok", "stage": "read", "error": None}) for r in reqs}
+    else:
+        sensor = sensor or default_sensor(embedder.card.id)
+        prov = _provider(provider)
+        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s)
+        comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
     try:
         embedder.load()
     except EoembedError as exc:
         results = {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
                                    "error": f"{type(exc).__name__}: {exc}"}) for r in reqs}
     else:
-        results = embed_items(embedder, comps, reqs, pooling=output.pooling,
-                              grid=output.mode == "grid", cell_m=output.cell_m, batch_size=batch_size)
+        if precomputed:
+            results = embedder.embed_requests(reqs, pooling=output.pooling, grid=output.mode == "grid",
+                                              cell_m=output.cell_m)
+        else:
+            results = embed_items(embedder, comps, reqs, pooling=output.pooling,
+                                  grid=output.mode == "grid", cell_m=output.cell_m, batch_size=batch_size)
     out = []
     for r in reqs:
         arrays, rec = results[r.roi_id]
         data = arrays.get("grid" if output.mode == "grid" else "pooled", np.empty((0,), np.float32))
         meta = {k: v for k, v in rec.items() if k != "meta"}
-        meta.update(output=output.to_dict(), sensor=sensor.to_dict(), provider=prov.describe(),
+        meta.update(output=output.to_dict(), sensor=sensor.to_dict() if sensor else None,
+                    provider=prov.describe() if prov else None,
                     versions=versions(), **embedder.describe())
         out.append(Embedding(data, meta))
     return out

@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from eoembed.chunkio import read_chunk, write_chunk
-from eoembed.errors import EoembedError
 from eoembed.items import Request
 from eoembed.models.registry import create
 from eoembed.pipeline import embed_items, failed
 from eoembed.versions import versions
 
 log = logging.getLogger(__name__)
+
+#: Environment variables that say where a job ran and which accelerator it was given.
+JOB_ENV = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS",
+           "CUDA_VISIBLE_DEVICES")
+
+
+def job_environment() -> dict[str, str]:
+    """The scheduler/accelerator facts of this job (no credentials: a fixed allow-list)."""
+    import os
+
+    return {k: os.environ[k] for k in JOB_ENV if k in os.environ}
 
 
 def use_library_in_jobs(src: str | Path) -> None:
@@ -35,19 +45,25 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_pat
     recorded as failed at stage ``embed`` with that error (other models are unaffected).
     """
     reqs = [Request.from_dict(r) for r in requests]
-    if composite_path is None:
-        raise EoembedError(f"model {model_id}: precomputed products are read by their own stage")
-    items, records, _ = read_chunk(composite_path)
-    composites = {r.roi_id: (items.get(r.roi_id, {}), records[r.roi_id]) for r in reqs}
+    if composite_path is None:  # precomputed product: no fetch/composite, the product is read directly
+        composites = {r.roi_id: ({}, {"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(),
+                                      "status": "ok", "stage": "read", "error": None, "timings": {}})
+                      for r in reqs}
+    else:
+        items, records, _ = read_chunk(composite_path)
+        composites = {r.roi_id: (items.get(r.roi_id, {}), records[r.roi_id]) for r in reqs}
     meta: dict[str, Any] = {"stage": "embed", "model": model_id, "chunk": chunk, "sensor": sensor,
-                            "versions": versions(), "output": output_cfg}
+                            "versions": versions(), "output": output_cfg, "job": job_environment()}
+    log.info("embed job %s %s: requested device %s, job environment %s", model_id, chunk,
+             model_cfg.get("device", "cpu"), meta["job"])
     t0 = time.perf_counter()
     try:
         embedder = create(model_id, model_cfg.get("options") or {}, device=model_cfg.get("device", "cpu"),
                           weights_dir=weights_cfg.get("dir"),
                           allow_download=bool(weights_cfg.get("allow_download")),
                           weights_paths=model_cfg.get("weights") or {},
-                          weights_pins=model_cfg.get("weights_sha256") or {})
+                          weights_pins=model_cfg.get("weights_sha256") or {},
+                          **({"source": model_cfg["source"]} if model_cfg.get("source") else {}))
         embedder.load()
     except Exception as exc:  # noqa: BLE001 - record the failure on every item of the chunk
         log.error("model %s could not be loaded: %s", model_id, exc)
@@ -63,9 +79,13 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_pat
                     weights_sha256={})
     else:
         log.info("model %s loaded in %.2fs on %s", model_id, time.perf_counter() - t0, embedder.device)
-        results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"],
-                              grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
-                              batch_size=int(model_cfg.get("batch_size", 16)))
+        if composite_path is None:
+            results = embedder.embed_requests(reqs, pooling=output_cfg["pooling"], grid=bool(output_cfg["grid"]),
+                                              cell_m=output_cfg.get("grid_cell_m"))
+        else:
+            results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"],
+                                  grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
+                                  batch_size=int(model_cfg.get("batch_size", 16)))
         desc = embedder.describe()
         meta.update(card=embedder.card.to_dict(), options=desc["options"],
                     weights_sha256=desc["weights_sha256"], dims=desc["dims"])
@@ -89,12 +109,12 @@ def failed_stage_files(manifest_tsv: str | Path, config: dict[str, Any]) -> list
     import pandas as pd
 
     from eoembed.config import sensor_specs
-    from eoembed.table import chunk_members, load_table
+    from eoembed.table import chunk_members, load_table, resolve_chunk_size
 
     df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, keep_default_na=False)
     bad = df[df["status"] == "failed"]
     table = load_table(config["rois"])
-    chunks = chunk_members(table["roi_id"].tolist(), config["chunk_size"])
+    chunks = chunk_members(table["roi_id"].tolist(), resolve_chunk_size(config["chunk_size"], len(table)))
     chunk_of = {rid: c for c, members in chunks.items() for rid in members}
     sensors = sensor_specs(config)
     files: list[str] = []

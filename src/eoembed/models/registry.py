@@ -20,6 +20,14 @@ MODELS: dict[str, str] = {
     "galileo_nano": "eoembed.models.galileo:GalileoNano",
     "galileo_tiny": "eoembed.models.galileo:GalileoTiny",
     "galileo_base": "eoembed.models.galileo:GalileoBase",
+    "gse": "eoembed.products.gse:GoogleSatelliteEmbedding",
+    "tessera": "eoembed.products.tessera:Tessera",
+    "esd": "eoembed.products.esd:EmbeddedSeamlessData",
+    "clay": "eoembed.products.clay:ClayEmbeddings",
+    "copernicus_embed": "eoembed.products.copernicus_embed:CopernicusEmbed",
+    "earth_index": "eoembed.products.earth_index:EarthIndex",
+    "major_tom": "eoembed.products.major_tom:MajorTom",
+    "presto_togo": "eoembed.products.presto_togo:PrestoTogo",
 }
 
 
