@@ -27,6 +27,8 @@ include: "rules/figures.smk"
 
 localrules:
     all,
+    export,
+    export_grid,
     aggregate,
     benchmark,
     figures,

@@ -1,6 +1,7 @@
 # Shared state and input functions: the validated ROI table, its chunks, sensors, models
 # and the path of every stage's output. Nothing here runs a job.
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 # This workflow runs the library of its own checkout (src/), here and in every job.
@@ -12,7 +13,7 @@ use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
 from eoembed.models.registry import get_card
-from eoembed.table import chunk_members, load_table, to_requests
+from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
 
 validate_config(config)  # cross-key checks (models registered, sensors carry their bands)
 
@@ -20,7 +21,8 @@ validate_config(config)  # cross-key checks (models registered, sensors carry th
 TABLE = load_table(config["rois"])
 ROI_IDS = TABLE["roi_id"].tolist()
 ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
-CHUNKS = chunk_members(ROI_IDS, config["chunk_size"])
+CHUNK_SIZE = resolve_chunk_size(config["chunk_size"], len(ROI_IDS))
+CHUNKS = chunk_members(ROI_IDS, CHUNK_SIZE)
 SENSORS = sensor_specs(config)
 MODELS = config["models"]
 CARDS = {mid: get_card(mid) for mid in MODELS}
@@ -45,10 +47,14 @@ def on_the_fly(model):
     return CARDS[model].kind == "on_the_fly"
 
 
+@lru_cache(maxsize=None)
+def _chunk_requests(chunk):
+    return [r.to_dict() for r in to_requests(TABLE, [ROW_OF[r] for r in CHUNKS[chunk]])]
+
+
 def chunk_requests(wildcards):
     """The chunk's requests as JSON-ready dicts: a changed ROI reruns only its chunk."""
-    rows = TABLE.iloc[[ROW_OF[r] for r in CHUNKS[wildcards.chunk]]]
-    return [r.to_dict() for r in to_requests(rows)]
+    return _chunk_requests(wildcards.chunk)
 
 
 def fetch_path(fkey, chunk):

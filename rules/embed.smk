@@ -13,8 +13,10 @@ rule embed:
         weights=config["weights"],
     log:
         "results/logs/embed/{model}/{chunk}.log",
+    # torch uses the job's threads (Snakemake caps this at --cores; on SLURM it is cpus-per-task)
+    threads: 4
     resources:
-        gpu=lambda w: 1 if MODELS[w.model]["device"].startswith("cuda") else 0,
+        gpu=lambda w: 1 if MODELS[w.model]["device"] != "cpu" else 0,
         mem_mb=lambda w: CARDS[w.model].mem_mb,
         runtime=lambda w: CARDS[w.model].runtime_min,
     conda:

@@ -23,6 +23,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
     """Return ``(final, temporary)`` paths in the same directory (created if needed)."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # a writer killed mid-write (SIGKILL) leaves its temporary file; only one job writes a given
+    # output, so stale temporaries of this output can be removed before writing it again
+    for stale in final.parent.glob(f".{final.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     return final, Path(tmp)

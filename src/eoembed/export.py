@@ -139,9 +139,12 @@ def json_attr(obj: Any) -> str:
 
 
 def history_line(action: str, n_items: int, n_files: int, versions: dict[str, Any]) -> str:
-    """A CF ``history`` entry: UTC time, eoembed version, action and counts."""
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    return (f"{now}: eoembed {versions.get('eoembed', '?')} {action}: {n_items} item(s) "
+    """A CF ``history`` entry: eoembed version, action and counts.
+
+    No wall-clock time: an export depends only on its inputs, so a rerun (or a run resumed
+    after a kill) writes byte-identical files.
+    """
+    return (f"eoembed {versions.get('eoembed', '?')} {action}: {n_items} item(s) "
             f"from {n_files} chunk file(s)")
 
 

@@ -191,6 +191,7 @@ def pca_rgb(grid_nc_by_model: Mapping[str, tuple[str | os.PathLike, str]], out_p
     """
     from pyproj import CRS
 
+    from eoembed.errors import EoembedError
     from eoembed.export_grid import open_grid
 
     if not grid_nc_by_model:
@@ -198,7 +199,14 @@ def pca_rgb(grid_nc_by_model: Mapping[str, tuple[str | os.PathLike, str]], out_p
         return
     fig, axes = _figure(len(grid_nc_by_model), panel_size, dpi)
     for ax, (model, (path, roi_id)) in zip(axes, grid_nc_by_model.items()):
-        ds = open_grid(path, roi_id)
+        try:
+            ds = open_grid(path, roi_id)
+        except (EoembedError, KeyError, OSError) as exc:  # the item failed: say so in its panel
+            ax.set_axis_off()
+            ax.set_title(f"{model}: {roi_id}", fontsize="medium")
+            ax.text(0.5, 0.5, f"no grid embedding:\n{str(exc)[:120]}", ha="center", va="center",
+                    wrap=True, transform=ax.transAxes, fontsize="small")
+            continue
         rgba, explained = pca_rgba(ds["embedding"].transpose("dim", "y", "x").values)
         x, y = ds["x"].values, ds["y"].values
         dx = abs(x[1] - x[0]) if len(x) > 1 else float(ds.attrs.get("cell_size_m", 1.0))

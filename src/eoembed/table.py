@@ -204,16 +204,35 @@ def label_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in RESERVED and c != "kind"]
 
 
-def to_requests(table: pd.DataFrame) -> list[Request]:
-    """Build validated :class:`Request` specs from a validated table (row order kept)."""
+def to_requests(table: pd.DataFrame, rows: list[int] | None = None) -> list[Request]:
+    """Build validated :class:`Request` specs from a validated table (row order kept).
+
+    Args:
+        table: Output of :func:`validate_table`.
+        rows: Positional row indices to build (default: all rows).
+    """
+    idx = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=int)
+    col = {c: table[c].to_numpy()[idx] for c in ("roi_id", "kind", *POINT, *BOX, "start", "end")}
     out = []
-    for row in table.itertuples(index=False):
-        if row.kind == "point_buffer":
-            spatial = PointBuffer(float(row.lon), float(row.lat), float(row.buffer_m))
+    for i in range(len(idx)):
+        if col["kind"][i] == "point_buffer":
+            spatial = PointBuffer(float(col["lon"][i]), float(col["lat"][i]), float(col["buffer_m"][i]))
         else:
-            spatial = BBox(float(row.minlon), float(row.minlat), float(row.maxlon), float(row.maxlat))
-        out.append(Request(row.roi_id, spatial, TemporalSpec.range(row.start, row.end)))
+            spatial = BBox(float(col["minlon"][i]), float(col["minlat"][i]), float(col["maxlon"][i]),
+                           float(col["maxlat"][i]))
+        out.append(Request(col["roi_id"][i], spatial, TemporalSpec.range(col["start"][i], col["end"][i])))
     return out
+
+
+AUTO_MAX_CHUNKS = 1000
+AUTO_MIN_CHUNK = 8
+
+
+def resolve_chunk_size(chunk_size: int | str, n_rows: int) -> int:
+    """The chunk size to use: an integer as given, or for ``"auto"`` ``max(8, ceil(n / 1000))``."""
+    if chunk_size == "auto":
+        return max(AUTO_MIN_CHUNK, -(-n_rows // AUTO_MAX_CHUNKS))
+    return int(chunk_size)
 
 
 def chunk_ids(n_rows: int, chunk_size: int) -> list[str]:

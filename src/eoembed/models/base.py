@@ -122,6 +122,17 @@ def pool_cells(features: np.ndarray, weight: np.ndarray, cell_px: int) -> np.nda
     return out.astype(np.float32)
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other values unchanged."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Embedder(ABC):
     """Base class: builds once (weights loaded once per job), then embeds batches.
 
@@ -150,7 +161,7 @@ class Embedder(ABC):
                               f"allowed: {sorted(opts)}")
         opts.update(options or {})
         self.options = opts
-        self.device = device
+        self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.allow_download = allow_download
         self.weights_paths = dict(weights_paths or {})

@@ -26,8 +26,6 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from eoembed.collections import S2_BANDS, SENTINEL2_L2A
 from eoembed.errors import ConfigError, ModelError
@@ -61,6 +59,8 @@ def random_filters(num_filters: int, channels: int, kernel_size: int, seed: int)
     Drawn on the CPU with a local :class:`torch.Generator`, so the result does not depend on
     global RNG state or on the device that later runs the convolution.
     """
+    import torch  # imported here so reading the model card does not load torch
+
     gen = torch.Generator(device="cpu").manual_seed(seed)
     w = torch.randn(num_filters, channels * kernel_size * kernel_size, generator=gen,
                     dtype=torch.float64)
@@ -164,16 +164,24 @@ class MosaiksEmbedder(Embedder):
 
     def _responses(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2K, y, x)`` ReLU maps of a ``(B, C, y, x)`` batch."""
+        import torch
+        from torch.nn import functional as F
+
         conv = F.conv2d(x, self._filters, padding=self.options["kernel_size"] // 2)
         bias = self.options["bias"]
         return torch.cat([F.relu(conv - bias), F.relu(-conv - bias)], dim=1)
 
-    @torch.no_grad()
     def embed_batch(self, composites: list[Composite], output: OutputSpec) -> list[np.ndarray]:
         """Embed composites: ``(2K,)`` pooled or ``(2K, rows, cols)`` grid float32 arrays.
 
         Composites of equal size run together as one batch (split to bound memory).
         """
+        import torch
+
+        with torch.no_grad():
+            return self._embed(composites, output, torch)
+
+    def _embed(self, composites: list[Composite], output: OutputSpec, torch) -> list[np.ndarray]:
         self.load()
         prepared = [self._inputs(c) for c in composites]
         results: list[np.ndarray | None] = [None] * len(composites)
