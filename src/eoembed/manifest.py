@@ -33,7 +33,7 @@ __all__ = ["COLUMNS", "STAGE_ORDER", "aggregate", "read_manifest", "summarize"]
 STAGE_ORDER = ("fetch", "composite", "embed")
 TIMINGS = ("fetch_s", "composite_s", "embed_s")
 COLUMNS = ("roi_id", "model", "status", "stage", "error", *TIMINGS, "valid_fraction", "output_shape",
-           "embedding_sha256", "cached", "request_key")
+           "embedding_sha256", "cached", "request_key", "chunk", "attempts")
 MAX_ERROR_CHARS = 1000
 STATUSES = ("ok", "partial", "failed")
 
@@ -70,7 +70,9 @@ def _row(record: dict[str, Any], model: str, stage: str) -> dict[str, Any]:
                                        sort_keys=True),
             "embedding_sha256": record.get("embedding_sha256") or "",
             "cached": bool(record.get("cached", False)),
-            "request_key": record.get("request_key") or ""}
+            "request_key": record.get("request_key") or "",
+            "chunk": record.get("chunk") or "",
+            "attempts": int(record.get("attempts") or 0)}
 
 
 def _stages(chunk_paths_by_stage: Mapping[str, Iterable[str | os.PathLike]]) -> list[str]:
