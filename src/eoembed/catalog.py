@@ -65,7 +65,8 @@ def _as_datetime(value: Any, what: str) -> dt.datetime:
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00")
         try:
-            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
+            has_time = "T" in text or " " in text
+            value = dt.datetime.fromisoformat(text) if has_time else dt.date.fromisoformat(text)
         except ValueError:
             raise ConfigError(f"{what}={value!r} is invalid: allowed an ISO date (YYYY-MM-DD) or "
                               "datetime (YYYY-MM-DDTHH:MM:SSZ)") from None
@@ -112,14 +113,18 @@ def _check_qa(qa_value: int | None, coll: Collection) -> int | None:
             f"qa_value=None: collection {coll.id!r} is cloud-masked with its per-pixel quality band "
             f"{coll.qa_band!r}, which these files lack and LocalProvider requires. If the imagery is "
             f"cloud-free, pass qa_value=4 (a constant {coll.qa_band}); allowed classes: {valid}")
-    if isinstance(qa_value, bool) or not isinstance(qa_value, (int, np.integer)) or int(qa_value) not in valid:
+    is_int = isinstance(qa_value, (int, np.integer)) and not isinstance(qa_value, bool)
+    if not is_int or int(qa_value) not in valid:
         raise ConfigError(f"qa_value={qa_value!r} is invalid: it would mark every pixel invalid or is no "
                           f"{coll.qa_band} class; allowed one of {valid}")
     return int(qa_value)
 
 
 def _item_ids(paths: list[Path], item_ids: Sequence[str] | None) -> list[str]:
-    ids = [p.stem for p in paths] if item_ids is None else [str(i) for i in item_ids]
+    if item_ids is None:  # file names, made safe as folder names
+        ids = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem).strip("._-") or "item" for p in paths]
+    else:
+        ids = [str(i) for i in item_ids]
     if len(ids) != len(paths):
         raise ConfigError(f"item_ids has {len(ids)} value(s) for {len(paths)} file(s)")
     bad = [i for i in ids if not _ID.match(i) or ".." in i]
@@ -248,7 +253,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         collection: Collection id (see :mod:`eoembed.collections`).
         qa_value: Quality class written as a constant quality band, for imagery that is already
             cloud-free (Sentinel-2: 4 = vegetation). Required for collections with a quality band.
-        item_ids: Item ids (default: the file names without extension); they also name folders.
+        item_ids: Item ids; they also name folders (default: the file names without extension,
+            characters other than letters, digits, ``_.-`` replaced by ``_``).
         cloud_cover: ``eo:cloud_cover`` in percent; default 0 when ``qa_value`` is given (the
             constant quality band says every pixel is clear), else omitted.
 
@@ -275,7 +281,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     ids = _item_ids(paths, item_ids)
     if cloud_cover is None:
         cloud_cover = 0.0 if qa is not None else None
-    elif isinstance(cloud_cover, bool) or not isinstance(cloud_cover, (int, float)) or not 0 <= cloud_cover <= 100:
+    elif (isinstance(cloud_cover, bool) or not isinstance(cloud_cover, (int, float))
+          or not 0 <= cloud_cover <= 100):
         raise ConfigError(f"cloud_cover={cloud_cover!r} is invalid: allowed a number in [0, 100]")
     out = Path(out_json).expanduser().absolute()
     root = out.parent
@@ -294,7 +301,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
                                   f"{band} (band {i + 1} of {path.name})", ["data", "reflectance"],
                                   coll.scale if coll.scale != 1.0 else None)
         if qa is not None:
-            qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, _QA_GSD_M.get(coll.qa_band, res), qa)
+            qa_res = _QA_GSD_M.get(coll.qa_band, res)
+            qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, qa_res, qa)
             rel = f"{item_id}/{coll.qa_band}.tif"
             _write_cog(root / rel, qa_arr, crs, qa_transform, 0, coll.qa_band, path, "nearest")
             assets[coll.qa_band] = _asset(rel, qa_arr.shape, qa_transform, "uint8", 0,
@@ -307,7 +315,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         if cloud_cover is not None:
             props["eo:cloud_cover"] = float(cloud_cover)
         if qa is not None:
-            props["eoembed:qa"] = f"constant {coll.qa_band}={qa} written by eoembed.catalog (assumed cloud-free)"
+            props["eoembed:qa"] = (f"constant {coll.qa_band}={qa} written by eoembed.catalog "
+                                   "(assumed cloud-free)")
         features.append({"type": "Feature", "stac_version": "1.1.0", "stac_extensions": _EXTENSIONS,
                          "id": item_id, "collection": coll.id, "geometry": geometry, "bbox": bbox,
                          "properties": props, "assets": assets, "links": []})
