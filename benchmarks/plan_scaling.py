@@ -78,12 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             if res["rc"] != 0:
                 print(res["err"], file=sys.stderr)
                 return 1
-            jobs = sum(int(m.group(1)) for m in re.finditer(r"^\S+\s+(\d+)$", res["out"], re.M)
-                       if not m.group(0).startswith("total"))
+            total = re.search(r"^total\s+(\d+)$", res["out"], re.M)  # first Job stats table
+            jobs = int(total.group(1)) if total else -1
             rows.append({"rois": n, "models": len(models), "chunk_size": chunk, "chunks": -(-len(table) // chunk),
                          "jobs": jobs, "validate_s": round(validate_s, 2), "plan_s": round(res["seconds"], 1),
                          "peak_rss_mb": round(res["peak_kb"] / 1024)})
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+            print(f"{n:>7} ROIs: chunk_size {chunk}, {rows[-1]['chunks']} chunks, {jobs} jobs, validate "
+                  f"{validate_s:.2f} s, plan {res['seconds']:.1f} s, peak RSS {res['peak_kb'] / 1024:.0f} MB",
+                  flush=True)
+    print("\n" + pd.DataFrame(rows).to_string(index=False))
     print(f"\ntargets: plan <= 60 s and <= 2048 MB at 100,000 ROIs x 2 models")
     return 0
 

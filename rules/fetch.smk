@@ -8,7 +8,8 @@ rule fetch:
     params:
         requests=chunk_requests,
         sensor=lambda w: FETCH_SPECS[w.fkey].fetch_dict(),
-        provider={k: v for k, v in config["provider"].items() if k not in ("retries", "backoff_s")},
+        provider={k: v for k, v in config["provider"].items() if k not in ("retries", "backoff_s", "cache_dir")},
+        cache_dir=config["provider"]["cache_dir"],
         retries=config["provider"]["retries"],
         backoff_s=config["provider"]["backoff_s"],
     log:

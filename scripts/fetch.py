@@ -13,7 +13,7 @@ sensor = SensorSpec.from_dict(snakemake.params.sensor)
 options = dict(snakemake.params.provider)
 provider = get_provider(options.pop("name"), **options)
 results = fetch_items(requests, sensor, provider, retries=snakemake.params.retries,
-                      backoff_s=snakemake.params.backoff_s)
+                      backoff_s=snakemake.params.backoff_s, cache_dir=snakemake.params.cache_dir)
 write_chunk(snakemake.output[0], {k: a for k, (a, _) in results.items()},
             {k: r for k, (_, r) in results.items()},
             {"stage": "fetch", "sensor": snakemake.params.sensor, "provider": provider.describe(),

@@ -41,7 +41,7 @@ def slurm(tmp_path_factory):
         subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, timeout=60)
 
 
-def test_workflow_on_slurm_matches_local_run_and_gpu_job_gets_a_gpu(slurm, tmp_path):
+def test_workflow_on_slurm_matches_local_run_and_gpu_job_gets_a_gpu(slurm, tmp_path, capsys):
     index = make_imagery(tmp_path / "sample")
     rois = make_rois(index, tmp_path / "rois.tsv", n_per_site=2)
     models = {"spectral": {"sensor": "s2"},
@@ -79,6 +79,14 @@ def test_workflow_on_slurm_matches_local_run_and_gpu_job_gets_a_gpu(slurm, tmp_p
     for chunk in sorted((cluster / "results/embed/spectral").glob("*.npz")):
         job = read_chunk(chunk)[2]["job"]
         assert job.get("SLURM_JOB_ID") and "SLURM_GPUS_ON_NODE" not in job, job
+
+    with capsys.disabled():  # evidence in the CI log: what was submitted and what the GPU job got
+        print(f"\n[slurm] {len(sbatch)} jobs submitted with sbatch, e.g.:\n  {sbatch[0][:300]}")
+        for line in sbatch:
+            if "--gpus=1" in line:
+                print(f"[slurm] GPU-tagged: {line[:220]}")
+        for chunk in sorted((cluster / "results/embed/mosaiks").glob("*.npz")):
+            print(f"[slurm] mosaiks {chunk.stem} ran with {read_chunk(chunk)[2]['job']}")
 
     # same results as the local run
     for model in models:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,3 +67,30 @@ def test_failed_fetch_is_isolated_recorded_and_rerun_alone(tmp_path):
                               "config.yaml"], cwd=work, capture_output=True, text=True, env=env)
     assert nothing.returncode == 0 and "nothing to rerun" in nothing.stdout
     assert "Nothing to be done" in (snakemake(work, "-n").stdout + snakemake(work, "-n").stderr)
+
+
+def test_input_cache_lets_a_rerun_skip_the_download(tmp_path):
+    """With provider.cache_dir, a forced refetch reads every stack from the cache, not the provider."""
+    index = make_imagery(tmp_path / "sample", sites=[("nl_a", 5.62, 52.55), ("ke_b", 36.02, -0.35)], dates=2)
+    rois = make_rois(index, tmp_path / "rois.tsv", n_per_site=2,
+                     sites=[("nl_a", 5.62, 52.55), ("ke_b", 36.02, -0.35)])
+    work = tmp_path / "work"
+    work.mkdir()
+    cache = tmp_path / "cache"
+    write_config(work, index, rois, models=("spectral",), benchmark=False,
+                 provider={"name": "local", "catalog": str(index), "cache_dir": str(cache)})
+    snakemake(work)
+    from eoembed.chunkio import read_chunk
+
+    fetched = sorted((work / "results/fetch").rglob("*.npz"))
+    assert all(not r["cached"] for f in fetched for r in read_chunk(f)[1].values())
+    assert len(list(cache.rglob("*.npz"))) == 4
+    before = {f: read_chunk(f)[0] for f in fetched}
+    # the catalogue's imagery disappears: only the cache can answer now
+    shutil.rmtree(tmp_path / "sample" / "nl_a")
+    snakemake(work, "--forcerun", "fetch")
+    for f in fetched:
+        items, records, _ = read_chunk(f)
+        assert all(r["status"] == "ok" and r["cached"] for r in records.values())
+        for roi, arrays in items.items():
+            np.testing.assert_array_equal(arrays["data"], before[f][roi]["data"])

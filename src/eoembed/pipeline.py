@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from eoembed.items import Composite, Request, Stack
 from eoembed.models.base import Embedder
 from eoembed.providers.base import Provider
 from eoembed.retry import call_with_retries
-from eoembed.specs import OutputSpec, SensorSpec
+from eoembed.specs import OutputSpec, SensorSpec, stable_key
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,49 @@ def failed(stage: str, exc: BaseException, **extra: Any) -> dict[str, Any]:
     return {"status": "failed", "stage": stage, "error": _error_text(exc), **extra}
 
 
+def fetch_cache_path(cache_dir: str | Path, req: Request, sensor: SensorSpec, provider: Provider) -> Path:
+    """Where the input cache keeps one ROI's fetched stack.
+
+    Keyed by the download spec, the request (place + window) and the provider's description
+    (which never holds credentials), so only an identical request can reuse it.
+    """
+    key = stable_key({"fetch": sensor.fetch_dict(), "request": req.key(), "provider": provider.describe()})
+    return Path(cache_dir) / sensor.fetch_key() / f"{key}.npz"
+
+
+def _cached_stack(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    from eoembed.chunkio import read_chunk
+
+    try:
+        items, records, _ = read_chunk(path)
+        return items["stack"], records["stack"]["meta"]
+    except (OSError, KeyError, ValueError):  # absent or unreadable: fetch again
+        return None
+
+
 def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider, *,
-                retries: int = 3, backoff_s: float = 1.0, sleep=time.sleep) -> dict[str, Result]:
-    """Fetch imagery for each request on its UTM grid, retrying transient failures."""
+                retries: int = 3, backoff_s: float = 1.0, sleep=time.sleep,
+                cache_dir: str | Path | None = None) -> dict[str, Result]:
+    """Fetch imagery for each request on its UTM grid, retrying transient failures.
+
+    With ``cache_dir``, every successful fetch is also kept in an input cache keyed by the
+    request's stable key (:func:`fetch_cache_path`), and a cached stack is used instead of
+    downloading again: a rerun, or a new model on the same sensor, skips the download.
+    """
+    from eoembed.chunkio import write_chunk
+
     out: dict[str, Result] = {}
     for i, req in enumerate(requests):
         t0 = time.perf_counter()
         base = {"roi_id": req.roi_id, "request": req.to_dict(), "request_key": req.key()}
+        cache = fetch_cache_path(cache_dir, req, sensor, provider) if cache_dir else None
+        hit = _cached_stack(cache) if cache is not None and cache.exists() else None
+        if hit is not None:
+            out[req.roi_id] = (hit[0], {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": 0,
+                                        "cached": True, "meta": hit[1],
+                                        "timings": {"fetch_s": time.perf_counter() - t0}})
+            log.info("fetch %d/%d %s: from cache %s", i + 1, len(requests), req.roi_id, cache)
+            continue
         try:
             grid = grid_for(req.spatial, sensor.scale_m)
             stack, attempts = call_with_retries(
@@ -58,8 +95,11 @@ def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider,
                 retries=retries, backoff_s=backoff_s, what=f"fetch {req.roi_id}", sleep=sleep)
             arrays, meta = stack.to_arrays()
             rec = {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": attempts,
-                   "meta": meta, "timings": {"fetch_s": time.perf_counter() - t0}}
+                   "cached": False, "meta": meta, "timings": {"fetch_s": time.perf_counter() - t0}}
             out[req.roi_id] = (arrays, rec)
+            if cache is not None:
+                write_chunk(cache, {"stack": arrays}, {"stack": {"meta": meta, "request": base["request"]}},
+                            {"stage": "fetch-cache", "sensor": sensor.fetch_dict()})
         except Exception as exc:  # noqa: BLE001 - one bad ROI must not sink the chunk
             log.warning("fetch %s failed: %s", req.roi_id, exc)
             out[req.roi_id] = ({}, {**base, **failed("fetch", exc),

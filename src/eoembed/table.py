@@ -225,11 +225,11 @@ def to_requests(table: pd.DataFrame, rows: list[int] | None = None) -> list[Requ
 
 
 AUTO_MAX_CHUNKS = 1000
-AUTO_MIN_CHUNK = 8
+AUTO_MIN_CHUNK = 16
 
 
 def resolve_chunk_size(chunk_size: int | str, n_rows: int) -> int:
-    """The chunk size to use: an integer as given, or for ``"auto"`` ``max(8, ceil(n / 1000))``."""
+    """The chunk size to use: an integer as given, or for ``"auto"`` ``max(16, ceil(n / 1000))``."""
     if chunk_size == "auto":
         return max(AUTO_MIN_CHUNK, -(-n_rows // AUTO_MAX_CHUNKS))
     return int(chunk_size)
