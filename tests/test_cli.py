@@ -49,7 +49,7 @@ def test_validate_reports_config_and_table_problems(tmp_path):
 def test_validate_demo_config_is_ok():
     out = run("validate")
     assert out.returncode == 0, out.stderr
-    assert "48 ROIs" in out.stdout
+    assert "96 ROIs" in out.stdout
 
 
 def test_weights_status_names_missing_files_and_where_they_go(tmp_path):

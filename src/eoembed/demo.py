@@ -10,10 +10,14 @@ from eoembed.providers.sample import demo_labels, demo_rois, demo_sites, generat
 LABEL_COLUMNS = ("site", "yield_t_ha", "landcover")
 
 
+#: ROIs per demo site: enough for a spatially blocked benchmark that can learn something.
+ROIS_PER_SITE = 16
+
+
 def demo_table(out_dir: str | Path, year: int = 2023, dates_per_year: int = 6):
     """Generate (or reuse) the demo imagery in ``out_dir`` and return the labelled ROI table."""
     index = generate(out_dir, demo_sites(), year=year, dates_per_year=dates_per_year)
-    rois = demo_rois(year=year)
+    rois = demo_rois(n_per_site=ROIS_PER_SITE, year=year)
     labels = demo_labels(index, rois)[["roi_id", "yield_t_ha", "landcover"]]
     table = rois.merge(labels, on="roi_id", how="left", validate="one_to_one")
     table["yield_t_ha"] = table["yield_t_ha"].round(3)
