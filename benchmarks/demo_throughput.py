@@ -53,7 +53,7 @@ PREAMBLE = ("from snakemake.logging import logger; from snakemake.iocontainers i
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--items", type=int, default=None, help="first N ROIs of config/rois.tsv (default: all)")
+    p.add_argument("--items", type=int, default=48, help="first N ROIs of config/rois.tsv (default 48; 0 = all)")
     p.add_argument("--cores-list", default="1,2", help="snakemake --cores values to run, comma-separated")
     p.add_argument("--api-threads", type=int, default=1,
                    help="torch threads for the API runs (Snakemake gives each job 1 thread)")
@@ -92,7 +92,7 @@ def prepare_inputs(work: Path, n_items: int | None) -> tuple[Path, Path, int]:
         write_demo_table(work / "demo_rois.tsv", work / "sample")
         catalog = work / "sample" / "index.json"
     table = read_table(ROOT / "config" / "rois.tsv")
-    n = len(table) if n_items is None else n_items
+    n = len(table) if not n_items else n_items
     if not 1 <= n <= len(table):
         raise SystemExit(f"--items={n_items}: allowed 1..{len(table)} (rows of config/rois.tsv)")
     rois = work / "rois.tsv"

@@ -17,4 +17,5 @@ results = fetch_items(requests, sensor, provider, retries=snakemake.params.retri
 write_chunk(snakemake.output[0], {k: a for k, (a, _) in results.items()},
             {k: r for k, (_, r) in results.items()},
             {"stage": "fetch", "sensor": snakemake.params.sensor, "provider": provider.describe(),
+             "provider_stats": provider.stats() if hasattr(provider, "stats") else None,
              "chunk": snakemake.wildcards.chunk, "versions": versions()})

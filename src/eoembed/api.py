@@ -19,6 +19,10 @@ from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
 from eoembed.versions import versions
 
 
+#: Keys of a config ``provider`` section that steer the pipeline rather than the provider.
+WORKFLOW_PROVIDER_KEYS = ("retries", "backoff_s", "cache_dir")
+
+
 def default_sensor(model_id: str, frames: int | None = None) -> SensorSpec:
     """The sensor a model's card asks for: its bands at its native GSD, median composite."""
     card = get_card(model_id)
@@ -34,7 +38,8 @@ def _provider(provider: Provider | dict[str, Any] | None) -> Provider:
     if provider is None:
         raise ConfigError("provider: give a Provider or a dict such as "
                           "{'name': 'local', 'catalog': 'resources/sample/index.json'}")
-    opts = dict(provider)
+    # a provider section of config.yaml works as is: its workflow keys are not provider options
+    opts = {k: v for k, v in provider.items() if k not in WORKFLOW_PROVIDER_KEYS}
     return get_provider(opts.pop("name", "local"), **opts)
 
 
@@ -47,7 +52,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_dir: str | None = None, allow_download: bool = False,
                          weights_paths: dict[str, str] | None = None,
                          weights_pins: dict[str, str] | None = None,
-                         source: str | None = None) -> list[Embedding]:
+                         source: str | None = None, cache_dir: str | None = None) -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -57,6 +62,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         provider: A provider instance or its config dict (``{"name": "local", "catalog": ...}``).
         sensor: What to fetch; defaults to the model card's bands at its native GSD.
         source: For precomputed products, where the product's files are (see docs/products.md).
+        cache_dir: Input cache directory (see ``provider.cache_dir`` in config/README.md); a
+            ``provider`` dict taken from config.yaml may carry it, and its retries/backoff_s.
 
     Returns:
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
@@ -74,7 +81,11 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
     else:
         sensor = sensor or default_sensor(embedder.card.id)
         prov = _provider(provider)
-        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s)
+        if isinstance(provider, dict):
+            retries = provider.get("retries", retries)
+            backoff_s = provider.get("backoff_s", backoff_s)
+            cache_dir = cache_dir or provider.get("cache_dir")
+        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s, cache_dir=cache_dir)
         comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
     try:
         embedder.load()

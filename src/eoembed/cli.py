@@ -8,6 +8,7 @@ Commands:
     sample                 write the demo ROI table (labels from generated imagery)
     failed                 list the stage files a rerun of failed items would recompute
     rerun-failed [ARGS]    run snakemake recomputing only failed items (ARGS go to snakemake)
+    inspect                what a provider returns for one ROI (scenes, cloud, valid fraction, quick-look)
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--year", type=int, default=2023)
     s.add_argument("--dates-per-year", type=int, default=6)
     s.set_defaults(fn=_cmd_sample)
+    from eoembed.inspect import add_cli as add_inspect
+
+    add_inspect(sub)
     for name, fn in (("failed", _cmd_failed), ("rerun-failed", _cmd_rerun_failed)):
         s = sub.add_parser(name, help="failed items: list / recompute them")
         s.add_argument("--config", default="config/config.yaml")

@@ -96,6 +96,9 @@ def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider,
             arrays, meta = stack.to_arrays()
             rec = {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": attempts,
                    "cached": False, "meta": meta, "timings": {"fetch_s": time.perf_counter() - t0}}
+            provenance = getattr(provider, "last_provenance", None)  # e.g. STAC item ids + asset hrefs
+            if provenance:
+                rec["provenance"] = provenance
             out[req.roi_id] = (arrays, rec)
             if cache is not None:
                 write_chunk(cache, {"stack": arrays}, {"stack": {"meta": meta, "request": base["request"]}},

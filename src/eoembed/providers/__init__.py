@@ -17,6 +17,9 @@ __all__ = ["PROVIDERS", "Provider", "get_provider", "provider_class", "provider_
 #: provider name -> "module:Class"
 PROVIDERS: dict[str, str] = {
     "local": "eoembed.providers.local:LocalProvider",
+    "stac": "eoembed.providers.stac:StacProvider",
+    "gee": "eoembed.providers.gee:GeeProvider",
+    "faulty": "eoembed.providers.faulty:FaultyProvider",
 }
 
 

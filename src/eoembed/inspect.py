@@ -1,0 +1,130 @@
+"""``inspect``: what a provider returns for one ROI, before any model runs.
+
+:func:`inspect_roi` lists the scenes found (id, datetime, scene cloud cover), the valid
+fraction of every composite frame after per-pixel masking, and optionally writes a quick-look
+PNG of the median RGB (B04/B03/B02, 2-98 % stretch). :func:`add_cli` registers the
+``eoembed inspect --config C --roi ID [--png out.png]`` subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eoembed.chunkio import atomic_path, commit
+from eoembed.composite import make_composite
+from eoembed.errors import ConfigError
+from eoembed.grid import grid_for
+from eoembed.providers.base import Provider
+from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
+
+__all__ = ["add_cli", "inspect_roi", "quicklook"]
+
+RGB = ("B04", "B03", "B02")
+
+
+def _scene_rows(provider: Provider, spatial, temporal, sensor, stack) -> list[dict[str, Any]]:
+    """Scenes with datetime and cloud cover when the provider can search, else the stack's ids."""
+    search = getattr(provider, "search", None)
+    if callable(search):
+        rows = []
+        for item in search(spatial, temporal, sensor):
+            when = item.datetime or item.common_metadata.start_datetime
+            rows.append({"id": item.id, "datetime": when.isoformat() if when else None,
+                         "cloud_cover": item.properties.get("eo:cloud_cover")})
+        return rows
+    return [{"id": sid, "datetime": t.isoformat(), "cloud_cover": None}
+            for t, ids in zip(stack.times, stack.scenes) for sid in ids]
+
+
+def quicklook(composite, out_png: str | Path, frame: int = 0) -> Path:
+    """Write a PNG of one composite frame: RGB when B04/B03/B02 are there, else band 0 grey.
+
+    Pixels without a valid observation are black. Written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = [b for b in RGB if b in composite.bands]
+    bands = names if len(names) == 3 else [composite.bands[0]]
+    img = composite.band_data(bands)[frame].astype(np.float64)  # (c, y, x)
+    valid = composite.valid[frame]
+    if valid.any():
+        lo, hi = np.percentile(img[:, valid], [2, 98])
+    else:
+        lo, hi = 0.0, 1.0
+    img = np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
+    img[:, ~valid] = 0
+    rgb = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img
+    final, tmp = atomic_path(out_png, ".png")
+    try:
+        plt.imsave(tmp, np.ascontiguousarray(rgb.transpose(1, 2, 0)), format="png")
+        commit(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def inspect_roi(provider: Provider, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec,
+                out_png: str | Path | None = None) -> dict[str, Any]:
+    """Fetch and composite one ROI; report scenes, valid fraction per frame and a quick-look.
+
+    Returns:
+        ``{"provider", "grid", "scenes": [{"id", "datetime", "cloud_cover"}], "time_steps",
+        "frames": [{"start", "end", "valid_fraction"}], "png"}``.
+
+    Raises:
+        NoDataError / ProviderError: as the provider's ``fetch``.
+    """
+    grid = grid_for(spatial, sensor.scale_m)
+    stack = provider.fetch(spatial, temporal, sensor, grid)
+    comp = make_composite(stack, sensor, temporal, grid.inside_mask(spatial.geometry()))
+    png = str(quicklook(comp, out_png)) if out_png else None
+    return {
+        "provider": provider.describe(),
+        "grid": grid.to_dict(),
+        "scenes": _scene_rows(provider, spatial, temporal, sensor, stack),
+        "time_steps": [{"time": t.isoformat(), "scenes": ids} for t, ids in zip(stack.times, stack.scenes)],
+        "frames": [{"start": a.isoformat(), "end": b.isoformat(), "valid_fraction": round(v, 6)}
+                   for (a, b), v in zip(comp.frame_bounds, comp.valid_fraction)],
+        "png": png,
+    }
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from eoembed.config import load_config, sensor_specs
+    from eoembed.providers import get_provider
+    from eoembed.table import load_table, to_requests
+
+    config = load_config(args.config)
+    table = load_table(config["rois"])
+    rows = [i for i, rid in enumerate(table["roi_id"]) if str(rid) == args.roi]
+    if not rows:
+        raise ConfigError(f"roi={args.roi!r} is invalid: not in {config['rois']} "
+                          f"(first ids: {list(table['roi_id'][:5])})")
+    req = to_requests(table, rows)[0]
+    sensors = sensor_specs(config)
+    name = args.sensor or next(iter(sensors))
+    if name not in sensors:
+        raise ConfigError(f"sensor={name!r} is invalid: allowed one of {sorted(sensors)}")
+    opts = {k: v for k, v in config["provider"].items() if k not in ("retries", "backoff_s", "name", "cache_dir")}
+    provider = get_provider(config["provider"]["name"], **opts)
+    report = inspect_roi(provider, req.spatial, req.temporal, sensors[name], args.png)
+    print(json.dumps({"roi_id": req.roi_id, "sensor": name, **report}, indent=1, default=str))
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register ``inspect`` on an ``argparse`` subparsers object (``eoembed inspect ...``)."""
+    s = subparsers.add_parser("inspect", help="scenes, valid fraction and a quick-look PNG for one ROI")
+    s.add_argument("--config", default="config/config.yaml")
+    s.add_argument("--roi", required=True, help="roi_id from the ROI table")
+    s.add_argument("--sensor", default=None, help="sensor name from the config (default: the first)")
+    s.add_argument("--png", default=None, help="write a quick-look PNG of the median RGB here")
+    s.set_defaults(fn=_cmd_inspect)
