@@ -250,3 +250,129 @@ def test_landsat_qa_pixel_classes():
     assert landsat_qa_to_classes(qa).tolist() == [0, 8, 8, 10, 3, 11, 4, 6, 7]
     # 21824 = clear land, 22280 = high-confidence cloud (typical USGS QA_PIXEL values)
     assert landsat_qa_to_classes(np.array([21824, 22280])).tolist() == [4, 8]
+
+
+# ---------------------------------------------------------------- Landsat C2 L2
+
+LS_ROI = PointBuffer(5.62, 52.55, 300)
+LS_GRID = grid_for(LS_ROI, 30)  # 20 x 20 pixels of 30 m
+LS_BANDS = {"SR_B2": "blue", "SR_B4": "red", "SR_B5": "nir08"}  # eoembed name -> PC/ES asset key
+# QA_PIXEL values from the USGS bit layout: 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
+# 4 shadow, 5 snow, 6 clear, 7 water; 8-15 confidence pairs. Expected SCL-like code per kind.
+CLOUD, DILATED = (1 << 3) | (1 << 1) | (3 << 8), (1 << 1) | (1 << 8)
+CIRRUS, SHADOW = (1 << 2) | (1 << 6) | (3 << 14), (1 << 4) | (3 << 10)
+SNOW, WATER = (1 << 5) | (3 << 12), (1 << 6) | (1 << 7)
+LS_SCENES = [  # (id, when, platform, cloud cover, {pixel: QA_PIXEL}, fill pixels)
+    ("LC08_TEST_20230410", "2023-04-10T10:30:00", "landsat-8", 20.0,
+     {(2, 3): CLOUD, (2, 4): CLOUD, (3, 3): DILATED, (10, 10): SHADOW, (5, 15): CIRRUS,
+      (12, 1): WATER, (15, 7): SNOW}, {(0, 0), (0, 1), (19, 19)}),
+    ("LE07_TEST_20230505", "2023-05-05T10:30:00", "landsat-7", 5.0, {}, set()),  # not OLI
+    ("LC09_TEST_20230613", "2023-06-13T10:30:00", "landsat-9", 5.0, {(10, 10): CLOUD}, {(7, 7)}),
+    ("LC08_TEST_20230801", "2023-08-01T10:30:00", "landsat-8", 90.0, {}, set()),  # too cloudy
+]
+EXPECTED_CODE = {CLOUD: 8, DILATED: 8, CIRRUS: 10, SHADOW: 3, SNOW: 11, WATER: 6}
+LS_TAKEN = [0, 2]  # scenes a 50 % cloud limit keeps among landsat-8/9
+
+
+@pytest.fixture(scope="module")
+def landsat(tmp_path_factory):
+    """(index.json path, CogServer) of the Landsat-like scenes above."""
+    import datetime as dt
+
+    from standins import CogServer, LandsatScene, write_landsat
+
+    scenes = [LandsatScene(i, dt.datetime.fromisoformat(w).replace(tzinfo=dt.timezone.utc), p, c, q, f,
+                           seed=n) for n, (i, w, p, c, q, f) in enumerate(LS_SCENES)]
+    index = write_landsat(tmp_path_factory.mktemp("landsat"), LS_GRID, scenes)
+    server = CogServer(index.parent)
+    yield index, server
+    server.stop()
+
+
+def _ls_expected_codes(n: int) -> np.ndarray:
+    _, _, _, _, qa, fill = LS_SCENES[n]
+    codes = np.full((LS_GRID.height, LS_GRID.width), 4, np.uint8)  # clear land elsewhere
+    for pixel, value in qa.items():
+        codes[pixel] = EXPECTED_CODE[value]
+    for pixel in fill:
+        codes[pixel] = 0
+    return codes
+
+
+def _ls_expected_values(index, n: int, asset: str) -> np.ndarray:
+    """The written DN under the grid, as reflectance x 10000 by the documented rule."""
+    dn = _window(str(index.parent / LS_SCENES[n][0] / f"{asset}.tif"), LS_GRID).astype(np.float64)
+    out = (dn * 0.0000275 - 0.2) * 10000
+    out[dn == 0] = np.nan
+    return out
+
+
+def test_landsat_stack_qa_codes_and_reflectance(landsat, stac_api):
+    from eoembed.composite import quality_mask
+
+    index, server = landsat
+    items = rewrite_hrefs(index, server.url)
+    provider = get_provider("stac", preset="planetary_computer", url=stac_api(items).url, sign=False)
+    sensor = SensorSpec(collection="landsat-c2-l2", bands=tuple(LS_BANDS), scale_m=30, cloudy_pct=50)
+    stack = provider.fetch(LS_ROI, YEAR, sensor, LS_GRID)
+    assert stack.scenes == [[LS_SCENES[n][0]] for n in LS_TAKEN]
+    assert stack.qa.dtype == np.uint8 and stack.data.shape == (2, 3, 20, 20)
+    expected_invalid = []
+    for t, n in enumerate(LS_TAKEN):
+        codes = _ls_expected_codes(n)
+        np.testing.assert_array_equal(stack.qa[t], codes)
+        expected_invalid.append(np.isin(codes, [0, 3, 8, 10]))  # fill, shadow, cloud, cirrus
+        for b, asset in enumerate(LS_BANDS.values()):
+            np.testing.assert_allclose(stack.data[t, b], _ls_expected_values(index, n, asset),
+                                       rtol=0, atol=1e-2, equal_nan=True)
+    invalid = np.stack(expected_invalid)
+    assert invalid.sum() == 10 and invalid[:, 10, 10].all()  # 7 + 3 marked invalid pixels
+    np.testing.assert_array_equal(quality_mask(stack, "landsat-c2-l2"), ~invalid)
+    comp = make_composite(stack, sensor, YEAR, LS_GRID.inside_mask(LS_ROI.geometry()))
+    np.testing.assert_array_equal(comp.valid[0], ~invalid.all(axis=0))
+    snow = _ls_expected_values(index, 0, "red")[15, 7], _ls_expected_values(index, 2, "red")[15, 7]
+    assert comp.data[0, 1, 15, 7] == pytest.approx(np.mean(snow), abs=1e-2)  # snow stays valid
+    assert comp.data[0, 1, 2, 3] == pytest.approx(_ls_expected_values(index, 2, "red")[2, 3], abs=1e-2)
+
+
+def test_landsat_local_provider_matches_stac(landsat, stac_api, tmp_path):
+    """The ``local`` provider reads the same scenes (assets named like eoembed's bands)."""
+    from eoembed.providers.local import LocalProvider
+
+    index, server = landsat
+    doc = json.loads(index.read_text())
+    names = {asset: band for band, asset in LS_BANDS.items()} | {"qa_pixel": "QA_PIXEL"}
+    doc["features"] = [f for f in doc["features"] if f["properties"]["platform"] != "landsat-7"]
+    for f in doc["features"]:
+        f["assets"] = {names[k]: {**v, "href": str(index.parent / v["href"])}
+                       for k, v in f["assets"].items() if k in names}
+    (tmp_path / "local.json").write_text(json.dumps(doc))
+    sensor = SensorSpec(collection="landsat-c2-l2", bands=tuple(LS_BANDS), scale_m=30, cloudy_pct=50)
+    local = LocalProvider(tmp_path / "local.json").fetch(LS_ROI, YEAR, sensor, LS_GRID)
+    remote = get_provider("stac", preset="earth_search", url=stac_api(rewrite_hrefs(index, server.url)).url)
+    stac = remote.fetch(LS_ROI, YEAR, sensor, LS_GRID)
+    assert local.scenes == stac.scenes == [[LS_SCENES[n][0]] for n in LS_TAKEN]
+    np.testing.assert_array_equal(local.qa, stac.qa)
+    np.testing.assert_array_equal(local.data, stac.data)
+    np.testing.assert_allclose(local.data[1, 0], _ls_expected_values(index, 2, "blue"), atol=1e-2)
+
+
+def test_landsat_sensor_spec_and_presets():
+    from eoembed.collections import LANDSAT_C2_L2, get_collection
+    from eoembed.errors import SpecError
+
+    spec = SensorSpec(collection="landsat-c2-l2", bands=("SR_B4", "SR_B5"), scale_m=30)
+    assert spec.bands == ("SR_B4", "SR_B5")
+    with pytest.raises(SpecError) as info:
+        SensorSpec(collection="landsat-c2-l2", bands=("B02", "SR_B4"))
+    message = str(info.value)
+    assert "B02" in message and all(f"SR_B{i}" in message for i in range(1, 8))
+    assert LANDSAT_C2_L2.qa_band == "QA_PIXEL" and set(LANDSAT_C2_L2.native_gsd_m.values()) == {30}
+    # every preset describes a collection the way eoembed.collections reads it
+    for preset in PRESETS.values():
+        for cid, cp in preset.collections.items():
+            coll = get_collection(cid)
+            assert cp.qa_kind == coll.qa_kind and (cp.scale, cp.offset) == (coll.scale, coll.offset)
+            assert len({cp.asset(b) for b in coll.bands}) == len(coll.bands)
+    assert [PRESETS["planetary_computer"].collections["landsat-c2-l2"].asset(b) for b in LS_BANDS] == \
+        list(LS_BANDS.values())

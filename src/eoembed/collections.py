@@ -1,16 +1,36 @@
 """Known imagery collections: band names, native resolutions and quality-band rules.
 
-This table is data: adding a collection means adding an entry here, nothing else.
+This table is data: adding a collection means adding an entry here (and, for a quality band
+that is not already a class layer, its ``qa_kind`` mapping in the providers).
+
+Units of eoembed stacks: every optical :class:`~eoembed.items.Stack` a provider returns holds
+surface reflectance x 10000 (the Sentinel-2 L2A convention), whatever the collection, so
+reflectance = value x :data:`STACK_SCALE` everywhere downstream (composites, models). A
+collection's ``scale``/``offset`` describe its *source product's* digital numbers
+(reflectance = DN x scale + offset); providers convert with :meth:`Collection.to_stack_units`.
+For Sentinel-2 L2A the two conventions coincide (scale 1e-4, offset 0) and values pass through
+unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+#: Stack values x STACK_SCALE = surface reflectance, for every optical collection.
+STACK_SCALE = 1e-4
+
 
 @dataclass(frozen=True)
 class Collection:
     """Facts about one imagery collection.
+
+    Stack values are always reflectance x 10000 (see :data:`STACK_SCALE`); ``scale`` and
+    ``offset`` describe the source product's DN and are applied by the providers through
+    :meth:`to_stack_units` (Landsat C2 L2: DN x 0.275 - 2000), so composites and models never
+    need to know which collection a stack came from. The ``qa`` array of a stack is likewise
+    always uint8 class codes (``qa_kind`` says how the source quality band is turned into them).
 
     Attributes:
         id: Collection id as used in configs (``"sentinel-2-l2a"``).
@@ -18,9 +38,16 @@ class Collection:
         native_gsd_m: Native ground sampling distance per band, metres.
         wavelengths_nm: Central wavelength per band, nanometres (``None`` for non-optical).
         qa_band: Name of the per-pixel quality band, or ``None``.
-        invalid_qa: Quality-band classes treated as invalid (cloud, shadow, no data, ...).
-        scale: Multiply digital numbers by this to get physical reflectance.
+        invalid_qa: Quality-band classes treated as invalid (cloud, shadow, no data, ...),
+            in the class space of the stack's ``qa`` (SCL-like codes, 0 = no data).
+        scale: Source product: reflectance = DN x ``scale`` + ``offset``.
         nodata: Digital number meaning "no data".
+        description: One line for humans.
+        qa_names: Class code -> name of the stack's ``qa`` codes.
+        offset: See ``scale`` (0 for Sentinel-2 L2A as eoembed reads it).
+        qa_kind: How the stored quality band becomes ``qa`` codes: ``"classes"`` (it already
+            holds class codes, read as uint8) or ``"landsat_qa_pixel"`` (uint16 bit flags
+            mapped by :func:`eoembed.providers.presets.landsat_qa_to_classes`).
     """
 
     id: str
@@ -33,6 +60,27 @@ class Collection:
     nodata: int = 0
     description: str = ""
     qa_names: dict[int, str] = field(default_factory=dict)
+    offset: float = 0.0
+    qa_kind: str = "classes"
+
+    def stack_factors(self) -> tuple[float, float]:
+        """``(multiply, add)`` turning source DN into stack units (reflectance x 10000).
+
+        Rounded so that Sentinel-2 L2A gives exactly ``(1.0, 0.0)`` and Landsat C2 L2 exactly
+        ``(0.275, -2000.0)``.
+        """
+        return round(self.scale / STACK_SCALE, 12), round(self.offset / STACK_SCALE, 9)
+
+    def to_stack_units(self, dn: np.ndarray) -> np.ndarray:
+        """float32 stack values of source digital numbers ``dn`` (NaN stays NaN).
+
+        Identity (same values, no arithmetic) when the source already is reflectance x 10000.
+        """
+        mul, add = self.stack_factors()
+        dn = np.asarray(dn, dtype=np.float32)
+        if mul == 1.0 and add == 0.0:
+            return dn
+        return (dn.astype(np.float64) * mul + add).astype(np.float32)
 
 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
@@ -60,7 +108,39 @@ SENTINEL2_L2A = Collection(
     qa_names=SCL_CLASSES,
 )
 
-COLLECTIONS: dict[str, Collection] = {c.id: c for c in (SENTINEL2_L2A,)}
+#: Landsat 8/9 OLI surface-reflectance bands, USGS names (as in the Collection 2 product files
+#: and Earth Engine); the STAC presets map them to the catalogues' common-name asset keys
+#: (SR_B1 coastal, SR_B2 blue, SR_B3 green, SR_B4 red, SR_B5 nir08, SR_B6 swir16, SR_B7 swir22).
+#: Landsat 4-7 scenes in the same catalogues carry the same common-name assets except coastal,
+#: so a sensor without SR_B1 reads them too (with TM/ETM+ band centres, not OLI's).
+LANDSAT_SR_BANDS = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
+
+#: SCL-like codes :func:`eoembed.providers.presets.landsat_qa_to_classes` gives ``QA_PIXEL``.
+LANDSAT_QA_CLASSES = {0: "fill", 3: "cloud_shadow", 4: "clear", 6: "water", 7: "unclassified",
+                      8: "cloud_or_dilated_cloud", 10: "cirrus", 11: "snow"}
+
+LANDSAT_C2_L2 = Collection(
+    id="landsat-c2-l2",
+    bands=LANDSAT_SR_BANDS,
+    native_gsd_m={b: 30 for b in LANDSAT_SR_BANDS},
+    # OLI band centres (USGS): coastal, blue, green, red, NIR, SWIR 1, SWIR 2
+    wavelengths_nm={"SR_B1": 443.0, "SR_B2": 482.0, "SR_B3": 561.5, "SR_B4": 654.5,
+                    "SR_B5": 865.0, "SR_B6": 1608.5, "SR_B7": 2200.5},
+    qa_band="QA_PIXEL",
+    invalid_qa=(0, 3, 8, 10),  # fill, cloud shadow, cloud/dilated cloud, cirrus
+    scale=0.0000275,
+    offset=-0.2,
+    nodata=0,
+    description=("Landsat Collection 2 Level-2 surface reflectance (OLI band names SR_B1..SR_B7). "
+                 "Source DN: reflectance = DN x 0.0000275 - 0.2; providers return "
+                 "reflectance x 10000 (DN x 0.275 - 2000) like Sentinel-2, and QA_PIXEL bit "
+                 "flags as SCL-like codes (0 fill, 3 shadow, 8 cloud, 10 cirrus, 11 snow, "
+                 "6 water, 4 clear, 7 other)."),
+    qa_names=LANDSAT_QA_CLASSES,
+    qa_kind="landsat_qa_pixel",
+)
+
+COLLECTIONS: dict[str, Collection] = {c.id: c for c in (SENTINEL2_L2A, LANDSAT_C2_L2)}
 
 
 def get_collection(collection_id: str) -> Collection:

@@ -3,6 +3,8 @@
 * :class:`~standins.cog_server.CogServer`: Range-capable HTTP file server (+ Planetary
   Computer SAS token endpoint, + proxy-style requests for Blob-Storage-looking hrefs).
 * :class:`~standins.stac_api.RustacServer`: a real STAC API (``rustac serve``) over items.
+* :func:`~standins.landsat.write_landsat`: Landsat-C2-L2-like scenes (uint16 SR COGs +
+  ``QA_PIXEL`` bit flags at chosen pixels) around a ROI grid, with an ``index.json``.
 * :class:`~standins.earthengine.EarthEngineStandin`: the Earth Engine REST endpoints the
   ``earthengine-api`` client calls, answering ``computePixels`` with NPY arrays.
 
@@ -17,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from standins.cog_server import TEST_SAS_TOKEN, CogServer, Hit
+from standins.landsat import LandsatScene, write_landsat
 from standins.stac_api import RustacServer, rewrite_hrefs, rustac_executable
 
-__all__ = ["CogServer", "Hit", "RustacServer", "TEST_SAS_TOKEN", "cog_server", "ee_standin", "rewrite_hrefs",
-           "rustac_executable", "s2_imagery", "stac_api"]
+__all__ = ["CogServer", "Hit", "LandsatScene", "RustacServer", "TEST_SAS_TOKEN", "cog_server", "ee_standin",
+           "rewrite_hrefs", "rustac_executable", "s2_imagery", "stac_api", "write_landsat"]
 
 #: one generated site (UTM 31N), 48 x 48 10 m pixels, 3 dates in 2023
 SITE = ("nl_a", 5.62, 52.55)

@@ -5,6 +5,11 @@ asset hrefs may be relative to the catalogue file) or a stac-geoparquet file (``
 Each item has a ``datetime``, a footprint geometry, ``proj:code`` (or ``proj:epsg``),
 ``eo:cloud_cover`` and one asset per band named like the band (``B02``, ..., ``SCL``).
 Pixels are read with odc-stac straight onto the ROI grid, same-day tiles mosaicked.
+
+Units: band values are converted from the collection's source DN to stack units
+(reflectance x 10000, :meth:`eoembed.collections.Collection.to_stack_units`; Sentinel-2 L2A
+passes through unchanged) and the quality band, read with its own dtype, becomes uint8 class
+codes (:func:`qa_codes`; Landsat ``QA_PIXEL`` bit flags are mapped to SCL-like codes).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from eoembed.items import Stack
 from eoembed.providers.base import Provider
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
-__all__ = ["LocalProvider", "provider_error", "read_catalog"]
+__all__ = ["LocalProvider", "provider_error", "qa_codes", "read_catalog"]
 
 _CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
                  "assets", "collection"}
@@ -42,6 +47,34 @@ def provider_error(message: str) -> ProviderError:
     timeouts, dropped connections), else a permanent :class:`ProviderError`."""
     cls = TransientProviderError if _TRANSIENT.search(message) else ProviderError
     return cls(message)
+
+
+def qa_codes(raw: np.ndarray, nodata: float | None, collection) -> np.ndarray:
+    """uint8 quality classes of a quality band as read (any dtype), 0 where it has no data.
+
+    ``collection.qa_kind`` ``"classes"``: the values are the classes (cast to uint8);
+    ``"landsat_qa_pixel"``: bit flags mapped by
+    :func:`~eoembed.providers.presets.landsat_qa_to_classes`. Pixels equal to the band's
+    ``nodata`` (or NaN, when read as floats) become class 0 (no data).
+    """
+    raw = np.asarray(raw)
+    missing = np.zeros(raw.shape, bool)
+    if np.issubdtype(raw.dtype, np.floating):
+        missing = ~np.isfinite(raw)
+        raw = np.where(missing, 0, raw)
+    if collection.qa_kind == "landsat_qa_pixel":
+        from eoembed.providers.presets import landsat_qa_to_classes
+
+        codes = landsat_qa_to_classes(raw)
+    elif collection.qa_kind == "classes":
+        codes = raw.astype(np.uint8)
+    else:
+        raise ProviderError(f"qa_kind={collection.qa_kind!r} of collection {collection.id!r} is "
+                            f"invalid: allowed 'classes' or 'landsat_qa_pixel'")
+    if nodata is not None and not np.isnan(nodata):
+        missing |= raw == nodata
+    codes[missing] = 0
+    return codes
 
 
 def _is_remote(href: str) -> bool:
@@ -253,14 +286,8 @@ class LocalProvider(Provider):
             nodata = data[band].attrs.get("nodata")
             if nodata is not None and not np.isnan(nodata):
                 arr[arr == np.float32(nodata)] = np.nan
-            cube[:, i] = arr
-        qa_arr = None
-        if qa:
-            raw = data[qa].values
-            nodata = data[qa].attrs.get("nodata")
-            qa_arr = raw.astype(np.uint8)
-            if nodata is not None and not np.isnan(nodata):
-                qa_arr[raw == nodata] = 0
+            cube[:, i] = collection.to_stack_units(arr)
+        qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
             tzinfo=dt.timezone.utc) for t in data["time"].values]
         return Stack(data=cube, qa=qa_arr, times=times, bands=tuple(sensor.bands), grid=grid,

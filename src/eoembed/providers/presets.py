@@ -12,11 +12,14 @@ reflectance x 10000 + 1000. :func:`s2_dn_offset` finds the offset per item (the 
 ``raster:bands`` offset/scale when the catalogue states it, else ``s2:processing_baseline``,
 else the acquisition date) and the provider adds it to the DN.
 
-Landsat Collection 2 Level-2 (``QA_PIXEL`` bit flags, reflectance = DN x 0.0000275 - 0.2) is
-described here too; :func:`landsat_qa_to_classes` maps ``QA_PIXEL`` to SCL-like codes
-(0 no data, 3 shadow, 8 cloud, 10 cirrus, 11 snow, 6 water, 4 clear, 7 other) so the same
-invalid-class mask applies. Using it needs a ``landsat-c2-l2`` entry in
-:mod:`eoembed.collections` (not there yet).
+Landsat Collection 2 Level-2 (:data:`eoembed.collections.LANDSAT_C2_L2`: bands ``SR_B1``..
+``SR_B7`` + ``QA_PIXEL``, reflectance = DN x 0.0000275 - 0.2): both catalogues name the assets
+by common name (``coastal, blue, green, red, nir08, swir16, swir22, qa_pixel``), mapped here to
+the USGS/OLI names; only ``landsat-8``/``landsat-9`` items are taken (the OLI band names do not
+fit Landsat 4-7). Providers convert the DN to reflectance x 10000 and
+:func:`landsat_qa_to_classes` maps ``QA_PIXEL`` to SCL-like codes (0 no data, 3 shadow,
+8 cloud, 10 cirrus, 11 snow, 6 water, 4 clear, 7 other) so the same invalid-class mask
+(:attr:`~eoembed.collections.Collection.invalid_qa`) applies.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ _S2_COMMON = dict(zip(_S2, ("coastal", "blue", "green", "red", "rededge1", "rede
 #: Landsat 8/9 OLI surface-reflectance bands by USGS name -> common asset key.
 _LANDSAT = {"SR_B1": "coastal", "SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir08",
             "SR_B6": "swir16", "SR_B7": "swir22"}
+_OLI = ("landsat-8", "landsat-9")
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,10 @@ class CollectionPreset:
         qa_asset: Asset key of the quality band, or ``None``.
         qa_kind: ``"classes"`` (values are SCL classes) or ``"landsat_qa_pixel"`` (bit flags).
         dn_offset: ``"s2_baseline"`` (apply :func:`s2_dn_offset`) or ``"none"``.
-        scale: Physical value = DN x scale + offset (documentation; providers return DN).
+        scale: Physical value = DN x scale + offset (documentation; the conversion providers
+            apply is the collection's, :meth:`eoembed.collections.Collection.to_stack_units`).
         offset: See ``scale``.
+        platforms: Item ``platform`` values taken (others skipped client-side); empty = all.
     """
 
     remote_id: str
@@ -66,6 +72,7 @@ class CollectionPreset:
     dn_offset: str = "none"
     scale: float = 1e-4
     offset: float = 0.0
+    platforms: tuple[str, ...] = ()
 
     def asset(self, band: str) -> str:
         """Asset key of eoembed band ``band``."""
@@ -107,7 +114,7 @@ PRESETS: dict[str, StacPreset] = {
         sign=True, collections={
             "sentinel-2-l2a": CollectionPreset("sentinel-2-l2a", {}, "SCL", "classes", "s2_baseline"),
             "landsat-c2-l2": CollectionPreset("landsat-c2-l2", dict(_LANDSAT), "qa_pixel",
-                                              "landsat_qa_pixel", "none", 0.0000275, -0.2),
+                                              "landsat_qa_pixel", "none", 0.0000275, -0.2, _OLI),
         }),
     "earth_search": StacPreset(
         name="earth_search", url="https://earth-search.aws.element84.com/v1", sign=False,
@@ -115,12 +122,14 @@ PRESETS: dict[str, StacPreset] = {
             "sentinel-2-l2a": CollectionPreset("sentinel-2-l2a", dict(_S2_COMMON), "scl", "classes",
                                                "s2_baseline"),
             "landsat-c2-l2": CollectionPreset("landsat-c2-l2", dict(_LANDSAT), "qa_pixel",
-                                              "landsat_qa_pixel", "none", 0.0000275, -0.2),
+                                              "landsat_qa_pixel", "none", 0.0000275, -0.2, _OLI),
         }),
     # any STAC API whose assets are named like eoembed's bands (e.g. a self-hosted one)
     "generic": StacPreset(
         name="generic", url=None, sign=False, collections={
             "sentinel-2-l2a": CollectionPreset("sentinel-2-l2a", {}, "SCL", "classes", "s2_baseline"),
+            "landsat-c2-l2": CollectionPreset("landsat-c2-l2", {}, "QA_PIXEL", "landsat_qa_pixel",
+                                              "none", 0.0000275, -0.2, _OLI),
         }),
 }
 

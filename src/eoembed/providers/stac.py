@@ -12,7 +12,12 @@ Read: assets are renamed from the catalogue's keys to eoembed band names (see
 :mod:`eoembed.providers.presets`), signed with ``planetary_computer.sign_inplace`` when the
 preset or config asks for it, and loaded with the same odc-stac path as the ``local``
 provider (onto the ROI grid, same solar day mosaicked). Sentinel-2 processing-baseline
-offsets are removed so every scene is reflectance x 10000.
+offsets are removed and other collections' DN converted
+(:meth:`~eoembed.collections.Collection.to_stack_units`; Landsat C2 L2: DN x 0.275 - 2000) so
+every scene is reflectance x 10000. The quality band is read with its own dtype and turned
+into uint8 class codes (:func:`~eoembed.providers.local.qa_codes`: Landsat ``QA_PIXEL`` bit
+flags -> SCL-like codes). Presets may restrict a collection to some platforms (Landsat:
+``landsat-8``/``landsat-9``, whose OLI bands eoembed's ``SR_B1``..``SR_B7`` name).
 
 Provenance: :attr:`StacProvider.last_provenance` holds, for the last fetch, every item id
 and its asset hrefs with the query string (signing tokens) removed.
@@ -32,7 +37,7 @@ from eoembed.collections import get_collection
 from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
-from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error
+from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error, qa_codes
 from eoembed.providers.presets import StacPreset, get_preset, s2_dn_offset
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -211,6 +216,8 @@ class StacProvider(LocalProvider):
                 continue
             if sensor.cloudy_pct < 100 if cloud is None else float(cloud) > sensor.cloudy_pct:
                 continue
+            if cpreset.platforms and item.properties.get("platform") not in cpreset.platforms:
+                continue
             if not _footprint(item).intersects(roi):
                 continue
             seen.add(item.id)
@@ -288,14 +295,8 @@ class StacProvider(LocalProvider):
                     raise ProviderError(f"scenes {[it.id for it in group]} of one solar day need "
                                         f"different DN offsets {sorted(shift)} for band {band!r}")
                 arr[t] += np.float32(shift.pop())
-            cube[:, i] = arr
-        qa_arr = None
-        if qa:
-            raw = data[qa].values
-            nodata = data[qa].attrs.get("nodata")
-            qa_arr = raw.astype(np.uint8)
-            if nodata is not None and not np.isnan(nodata):
-                qa_arr[raw == nodata] = 0
+            cube[:, i] = collection.to_stack_units(arr)
+        qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
             tzinfo=dt.timezone.utc) for t in data["time"].values]
         self._count(items_read=len(items), bytes_loaded=int(cube.nbytes))
