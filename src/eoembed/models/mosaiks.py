@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.collections import S2_BANDS, SENTINEL2_L2A
+from eoembed.collections import S2_BANDS, SENTINEL2_L2A, STACK_SCALE
 from eoembed.errors import ConfigError, ModelError
 from eoembed.items import Composite
 from eoembed.models.base import Embedder, ModelCard, pool_cells
@@ -156,7 +156,7 @@ class MosaiksEmbedder(Embedder):
             raise ModelError(f"model 'mosaiks' needs band(s) {missing}, missing from the composite "
                              f"(bands: {list(comp.bands)})")
         use = comp.valid[0] & comp.roi_mask
-        refl = comp.band_data(self.card.bands)[0].astype(np.float32) * np.float32(SENTINEL2_L2A.scale)
+        refl = comp.band_data(self.card.bands)[0].astype(np.float32) * np.float32(STACK_SCALE)
         mean = np.asarray(BAND_MEAN, np.float32)[:, None, None]
         std = np.asarray(BAND_STD, np.float32)[:, None, None]
         x = np.where(use[None], (refl - mean) / std, np.float32(0)).astype(np.float32)

@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from eoembed.collections import S2_BANDS, SENTINEL2_L2A
+from eoembed.collections import S2_BANDS, SENTINEL2_L2A, STACK_SCALE
 from eoembed.composite import nan_quantiles
 from eoembed.errors import ModelError
 from eoembed.items import Composite
@@ -141,7 +141,7 @@ class SpectralEmbedder(Embedder):
             raise ModelError(f"model 'spectral' needs band(s) {missing}, missing from the composite "
                              f"(bands: {list(comp.bands)})")
         use = comp.valid[0] & comp.roi_mask
-        refl = comp.band_data(self.card.bands)[0].astype(np.float64) * SENTINEL2_L2A.scale
+        refl = comp.band_data(self.card.bands)[0].astype(np.float64) * STACK_SCALE
         index = []
         for a, b in INDICES.values():
             ra, rb = refl[self.card.bands.index(a)], refl[self.card.bands.index(b)]
