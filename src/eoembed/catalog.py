@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_path, commit, write_text_atomic
 from eoembed.collections import Collection, get_collection
 from eoembed.errors import ConfigError, ProviderError
 from eoembed.grid import to_crs
@@ -326,10 +326,4 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     doc = {"type": "FeatureCollection", "features": features,
            "description": f"{len(features)} local GeoTIFF(s) split into single-band COGs by "
                           "eoembed.catalog.build_catalog"}
-    final, tmp = atomic_path(out, ".json")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1))
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+    return write_text_atomic(out, json.dumps(doc, indent=1), ".json")

@@ -19,14 +19,18 @@ import numpy as np
 META_KEY = "__meta__"
 
 
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
-    """Return ``(final, temporary)`` paths in the same directory (created if needed)."""
+def atomic_path(path: str | os.PathLike, suffix: str = "", clean_stale: bool = True) -> tuple[Path, Path]:
+    """Return ``(final, temporary)`` paths in the same directory (created if needed).
+
+    With ``clean_stale`` (the default), temporaries of the same output left by a writer that
+    was killed mid-write (SIGKILL) are removed first: only one job writes a given output.
+    Pass ``False`` for a second temporary of an output whose first one is still in use.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # a writer killed mid-write (SIGKILL) leaves its temporary file; only one job writes a given
-    # output, so stale temporaries of this output can be removed before writing it again
-    for stale in final.parent.glob(f".{final.name}.*.tmp*"):
-        stale.unlink(missing_ok=True)
+    if clean_stale:
+        for stale in final.parent.glob(f".{final.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     return final, Path(tmp)
@@ -44,6 +48,17 @@ def commit(tmp: Path, final: Path) -> None:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, suffix: str = "") -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file + rename); returns the path."""
+    final, tmp = atomic_path(path, suffix)
+    try:
+        tmp.write_text(text)
+        commit(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
 
 
 def write_chunk(path: str | os.PathLike, items: dict[str, dict[str, np.ndarray]],

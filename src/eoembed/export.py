@@ -192,7 +192,7 @@ def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | 
     prov["history"] = history_line("export_geoparquet", len(rows), len(paths), prov["versions"] or {})
 
     final, tmp_geo = atomic_path(out_path, ".parquet")
-    _, tmp_out = atomic_path(out_path, ".parquet")
+    _, tmp_out = atomic_path(out_path, ".parquet", clean_stale=False)
     try:
         # geopandas writes the GeoParquet 'geo' metadata; we then fix the embedding type and add ours
         gdf.to_parquet(tmp_geo, index=False)

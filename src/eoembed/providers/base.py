@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections import Counter
 from typing import Any, ClassVar
 
 from eoembed.grid import GridSpec
@@ -34,3 +36,21 @@ class Provider(ABC):
     def describe(self) -> dict[str, Any]:
         """Provenance of the provider (no credentials)."""
         return {"provider": self.name}
+
+
+class CountingMixin:
+    """Thread-safe per-instance counters (requests, bytes, ...) exposed by :meth:`stats`."""
+
+    def _init_counters(self, *names: str) -> None:
+        self._lock = threading.Lock()
+        self.counters: Counter[str] = Counter({n: 0 for n in names})
+
+    def stats(self) -> dict[str, int]:
+        """A copy of the counters."""
+        with self._lock:
+            return dict(self.counters)
+
+    def _count(self, **inc: int) -> None:
+        with self._lock:
+            for k, v in inc.items():
+                self.counters[k] += v

@@ -35,7 +35,7 @@ from eoembed.collections import get_collection
 from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
 from eoembed.grid import GridSpec
 from eoembed.items import Stack
-from eoembed.providers.base import Provider
+from eoembed.providers.base import CountingMixin, Provider
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
 __all__ = ["GEE_COLLECTIONS", "GeeProvider", "tiles"]
@@ -64,7 +64,7 @@ def tiles(width: int, height: int, tile_px: int) -> list[tuple[int, int, int, in
             for r in range(0, height, tile_px) for c in range(0, width, tile_px)]
 
 
-class GeeProvider(Provider):
+class GeeProvider(CountingMixin, Provider):
     """Server-side composites from Earth Engine on the ROI grid.
 
     Args:
@@ -105,9 +105,9 @@ class GeeProvider(Provider):
         self.max_concurrency, self.tile_px = max_concurrency, tile_px
         self.retries, self.backoff_s, self.timeout_s = retries, float(backoff_s), float(timeout_s)
         self._credentials = credentials
-        self._lock = threading.Lock()
         self._sem = threading.Semaphore(max_concurrency)
-        self.counters = {"requests": 0, "retries": 0, "bytes": 0, "tiles": 0, "fetches": 0}
+        # HTTP requests (incl. retries), retries, bytes received, tiles, fetches
+        self._init_counters("requests", "retries", "bytes", "tiles", "fetches")
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -119,15 +119,6 @@ class GeeProvider(Provider):
                 "mask": self.mask, "auth": auth, "tile_px": self.tile_px,
                 "max_concurrency": self.max_concurrency}
 
-    def stats(self) -> dict[str, int]:
-        """Per-instance counts: HTTP requests (incl. retries), retries, bytes received, tiles."""
-        with self._lock:
-            return dict(self.counters)
-
-    def _count(self, **inc: int) -> None:
-        with self._lock:
-            for k, v in inc.items():
-                self.counters[k] += v
 
     # ------------------------------------------------------------------ client
 

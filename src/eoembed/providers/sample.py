@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_path, commit, write_text_atomic
 from eoembed.collections import SENTINEL2_L2A
 from eoembed.errors import ConfigError
 from eoembed.grid import to_crs, utm_epsg
@@ -240,12 +240,7 @@ def generate(out_dir: str | Path, sites: Sequence[tuple[str, float, float]] | No
         features += _render_site(out, name, lon, lat, year, dates_per_year, tile_px, seed)
     doc = {"type": "FeatureCollection", "features": features, "eoembed:generator": params,
            "description": "GENERATED Sentinel-2 L2A-like demo imagery (simulated, not real data)"}
-    final, tmp = atomic_path(index, ".json")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1))
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(index, json.dumps(doc, indent=1), ".json")
     return index
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +36,7 @@ from eoembed.collections import get_collection
 from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
+from eoembed.providers.base import CountingMixin
 from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error, qa_codes
 from eoembed.providers.presets import StacPreset, get_preset, s2_dn_offset
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
@@ -78,7 +78,7 @@ def _clear_gdal_http_cache() -> bool:
     return True
 
 
-class StacProvider(LocalProvider):
+class StacProvider(CountingMixin, LocalProvider):
     """Scenes from a STAC API (Planetary Computer, Earth Search or any other).
 
     Args:
@@ -125,10 +125,9 @@ class StacProvider(LocalProvider):
         self.options = {"preset": self.preset.name, "url": strip_query(self.url), "sign": self.sign,
                         "resampling": resampling, "timeout_s": self.timeout_s, "max_items": max_items}
         self._client = None
-        self._lock = threading.Lock()
         self.last_provenance: dict[str, Any] = {}
-        self.counters = {"searches": 0, "items": 0, "items_read": 0, "signed_items": 0,
-                         "bytes_loaded": 0}
+        # searches sent, items found/read, signed items, array bytes
+        self._init_counters("searches", "items", "items_read", "signed_items", "bytes_loaded")
 
     # ------------------------------------------------------------------ describe / stats
 
@@ -136,16 +135,6 @@ class StacProvider(LocalProvider):
         """Provider settings for provenance: preset, URL (no query), signing on/off."""
         return {"provider": self.name, "preset": self.preset.name, "url": strip_query(self.url),
                 "sign": self.sign}
-
-    def stats(self) -> dict[str, int]:
-        """Per-instance counters: searches sent, items found/read, signed items, array bytes."""
-        with self._lock:
-            return dict(self.counters)
-
-    def _count(self, **inc: int) -> None:
-        with self._lock:
-            for k, v in inc.items():
-                self.counters[k] += v
 
     # ------------------------------------------------------------------ search
 
