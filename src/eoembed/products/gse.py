@@ -1,8 +1,26 @@
 """Google Satellite Embedding (AlphaEarth Foundations, annual, 64-d, 10 m) from its COG layout.
 
-Layout (``models.gse.source`` = the root of a local copy of the mirror)::
+``models.gse.source`` is one of:
 
-    <source>/<year>/<UTM zone><N|S>/<tile>.tiff     e.g. 2023/31N/xxxxx.tiff
+1. a **local directory** laid out as the public COG mirror (tiles found by listing it)::
+
+       <source>/<year>/<UTM zone><N|S>/<tile>.tiff     e.g. 2023/31N/xxxxx.tiff
+
+2. the **tile index** of the mirror, a GeoParquet file (local path or http(s) URL, e.g.
+   ``https://data.source.coop/tge-labs/aef/v1/annual/aef_index.parquet``) with one row per COG.
+   The rows of the request's year whose footprint intersects the ROI are opened by their path:
+   http(s) URLs through GDAL's ``/vsicurl/`` (HTTP Range requests), paths relative to the index
+   resolved against the index's location, and the mirror's ``s3://us-west-2.opendata.source.coop/``
+   paths rewritten to their public ``https://data.source.coop/`` URLs.
+3. the **root of the layout** (an http(s) base URL, or a local directory) **together with** option
+   ``index``: the index selects the tiles and each row's ``<year>/<zone>/<tile>.tiff`` (the last
+   three components of its path) is read under the root, e.g. from a private copy of the mirror.
+   A base URL alone is rejected: directories cannot be listed over HTTP.
+
+Index columns (options; defaults as published in ``aef_index.parquet``): ``path`` (the COG),
+``year`` and the lon/lat footprint bounds ``wgs84_west``, ``wgs84_south``, ``wgs84_east``,
+``wgs84_north``; without the bounds columns the GeoParquet geometry column (``geom``, any CRS
+given in the file's ``geo`` metadata) is used.
 
 Each file: 64 int8 bands ``A00``..``A63`` in a UTM CRS; ``-128`` is nodata (in every band at once).
 Values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (TorchGeo returns the raw int8). The
@@ -13,21 +31,41 @@ north-up here. ``.vrt`` side-cars are ignored. Reading from the Earth Engine ass
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import io
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import shapely
 
+from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
 from eoembed.grid import utm_epsg
 from eoembed.items import Request
 from eoembed.models.base import ModelCard
 from eoembed.products.base import PRODUCT_FAMILY, PixelProduct
-from eoembed.products.raster import find_files, lonlat_bounds, raster_tile
+from eoembed.products.raster import Tile, find_files, lonlat_bounds, raster_tile
 
-__all__ = ["GoogleSatelliteEmbedding", "dequantize_aef", "AEF_NODATA"]
+__all__ = ["AEF_INDEX_URL", "AEF_NODATA", "GoogleSatelliteEmbedding", "TileIndex", "check_tile_index",
+           "dequantize_aef", "read_tile_index", "resolve_href"]
 
 AEF_NODATA = -128
+#: The tile index of the public mirror on Source Cooperative.
+AEF_INDEX_URL = "https://data.source.coop/tge-labs/aef/v1/annual/aef_index.parquet"
+#: Path prefixes of the mirror's index rewritten to public HTTPS URLs.
+HREF_REWRITES = (("s3://us-west-2.opendata.source.coop/", "https://data.source.coop/"),)
+#: GDAL settings for tiles read over HTTP: no directory listing (sidecar probing) on open.
+#: Default index columns of the lon/lat footprint bounds (west, south, east, north).
+BOUNDS_COLUMNS = ("wgs84_west", "wgs84_south", "wgs84_east", "wgs84_north")
+GDAL_HTTP = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3",
+             "GDAL_HTTP_RETRY_DELAY": "1"}
 
 
 def dequantize_aef(raw: np.ndarray) -> np.ndarray:
@@ -38,6 +76,220 @@ def dequantize_aef(raw: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+# ------------------------------------------------------------------ tile index
+
+
+def _is_url(s: str) -> bool:
+    return "://" in s
+
+
+def _is_http(s: str) -> bool:
+    return urlsplit(s).scheme in ("http", "https")
+
+
+def _is_parquet(s: str) -> bool:
+    return urlsplit(s).path.lower().endswith((".parquet", ".geoparquet"))
+
+
+def resolve_href(path: str, index: str, root: str | None = None) -> str:
+    """Where to open the COG an index row names.
+
+    Args:
+        path: The row's path (absolute URL, absolute local path, or relative path).
+        index: Location of the index (URL or local path); relative paths are resolved against it.
+        root: Root of a ``<year>/<zone>/<tile>.tiff`` layout (URL or local directory); with it,
+            absolute paths keep only their last three components and everything is read under it.
+    """
+    absolute = _is_url(path) or path.startswith("/")
+    if root is not None:
+        rel = "/".join(path.rstrip("/").split("/")[-3:]) if absolute else path.removeprefix("./")
+        return f"{root.rstrip('/')}/{rel}" if _is_url(root) else str(Path(root) / rel)
+    if absolute:
+        for prefix, public in HREF_REWRITES:
+            if path.startswith(prefix):
+                return public + path[len(prefix):]
+        return path
+    return urljoin(index, path) if _is_url(index) else str(Path(index).parent / path)
+
+
+class _HttpRangeFile(io.RawIOBase):
+    """A read-only, seekable file over HTTP Range requests (pyarrow reads only what it needs)."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        super().__init__()
+        self.url, self.timeout, self.pos = url, timeout, 0
+        with self._get(0, 0) as resp:
+            total = (resp.headers.get("Content-Range") or "").rpartition("/")[2]
+            self.size = int(total) if total.isdigit() else int(resp.headers.get("Content-Length") or 0)
+
+    def _get(self, start: int, end: int):
+        req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end}"})
+        try:
+            return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - http(s) only
+        except urllib.error.HTTPError as exc:
+            cls = TransientProviderError if exc.code == 429 or exc.code >= 500 else ProviderError
+            raise cls(f"tile index {self.url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise TransientProviderError(f"tile index {self.url}: {exc}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence] + offset
+        return self.pos
+
+    def readinto(self, buf) -> int:
+        n = min(len(buf), self.size - self.pos)
+        if n <= 0:
+            return 0
+        with self._get(self.pos, self.pos + n - 1) as resp:
+            data = resp.read()
+        if resp.status == 200:  # server ignored the Range header: cut the window out
+            data = data[self.pos:self.pos + n]
+        buf[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def _parquet(index: str):
+    import pyarrow.parquet as pq
+
+    try:
+        if _is_http(index):
+            return pq.ParquetFile(_HttpRangeFile(index))
+        return pq.ParquetFile(index)
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise ProviderError(f"cannot read tile index {index}: {exc}") from None
+
+
+def _as_year(value: Any) -> int | None:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.year
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    text = str(value) if value is not None else ""
+    return int(text[:4]) if text[:4].isdigit() else None
+
+
+@dataclass(frozen=True)
+class TileIndex:
+    """The rows of a tile index for one year.
+
+    Attributes:
+        paths: Each row's COG path as stored.
+        footprints: Each row's footprint in lon/lat (shapely geometries).
+        years: Every year present in the index.
+    """
+
+    paths: np.ndarray
+    footprints: np.ndarray
+    years: tuple[int, ...]
+
+
+def _bounds_footprints(w, s, e, n) -> np.ndarray:
+    """Lon/lat boxes; a box whose west edge lies east of its east edge crosses the antimeridian."""
+    w, s, e, n = (np.asarray(v, dtype=float) for v in (w, s, e, n))
+    boxes = shapely.box(w, s, e, n)
+    for i in np.flatnonzero(w > e):
+        boxes[i] = shapely.MultiPolygon([shapely.box(w[i], s[i], 180, n[i]),
+                                         shapely.box(-180, s[i], e[i], n[i])])
+    return boxes
+
+
+def _geometry_footprints(table, column: str, geo_meta: dict) -> np.ndarray:
+    """Footprints from a WKB GeoParquet geometry column, reprojected to lon/lat."""
+    from pyproj import CRS, Transformer
+
+    geoms = shapely.from_wkb(np.asarray(table.column(column).to_pylist(), dtype=object))
+    crs_json = geo_meta.get("columns", {}).get(column, {}).get("crs", "OGC:CRS84")
+    crs = CRS.from_user_input(crs_json) if crs_json is not None else CRS.from_user_input("OGC:CRS84")
+    if crs.equals(CRS.from_user_input("OGC:CRS84")):
+        return geoms
+    tr = Transformer.from_crs(crs, "OGC:CRS84", always_xy=True)
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def _check_columns(pf, index: str, path_column: str, year_column: str, bounds_columns: tuple[str, ...],
+                   geometry_column: str) -> bool:
+    """Raise :class:`ConfigError` unless the needed columns exist; True if the bounds columns do."""
+    names = pf.schema_arrow.names
+    use_bounds = all(c in names for c in bounds_columns)
+    footprint = list(bounds_columns) if use_bounds else [geometry_column]
+    missing = [c for c in (path_column, year_column, *footprint) if c not in names]
+    if missing:
+        raise ConfigError(f"tile index {index}: column(s) {missing} missing (footprint: the columns "
+                          f"{list(bounds_columns)} or the geometry column {geometry_column!r}); "
+                          f"present: {names}; allowed: set options index_path_column, index_year_column, "
+                          f"index_bounds_columns, index_geometry_column")
+    return use_bounds
+
+
+@lru_cache(maxsize=32)
+def check_tile_index(index: str, path_column: str = "path", year_column: str = "year",
+                     bounds_columns: tuple[str, ...] = BOUNDS_COLUMNS, geometry_column: str = "geom") -> None:
+    """Read the index's schema (its footer only) and check the needed columns exist."""
+    _check_columns(_parquet(index), index, path_column, year_column, bounds_columns, geometry_column)
+
+
+@lru_cache(maxsize=32)
+def read_tile_index(index: str, year: int, path_column: str = "path", year_column: str = "year",
+                    bounds_columns: tuple[str, ...] = BOUNDS_COLUMNS,
+                    geometry_column: str = "geom") -> TileIndex:
+    """The rows of ``year`` of a tile index (GeoParquet; local path or http(s) URL), read once.
+
+    Only the needed columns are read (over HTTP: by Range requests), row group by row group; row
+    groups without the year are skipped after reading their year column.
+
+    Raises:
+        ConfigError: A needed column is missing (the message lists the columns present).
+        ProviderError: The index cannot be read.
+    """
+    pf = _parquet(index)
+    use_bounds = _check_columns(pf, index, path_column, year_column, bounds_columns, geometry_column)
+    shape_cols = list(bounds_columns) if use_bounds else [geometry_column]
+    geo_meta = json.loads((pf.schema_arrow.metadata or {}).get(b"geo", b"{}"))
+    paths, shapes, years = [], [], set()
+    for i in range(pf.num_row_groups):
+        row_years = [_as_year(v) for v in pf.read_row_group(i, columns=[year_column]).column(0).to_pylist()]
+        years.update(y for y in row_years if y is not None)
+        keep = np.asarray([y == year for y in row_years], dtype=bool)
+        if not keep.any():
+            continue
+        table = pf.read_row_group(i, columns=[path_column, *shape_cols]).filter(keep)
+        paths.extend(str(p) for p in table.column(path_column).to_pylist())
+        if use_bounds:
+            shapes.append(_bounds_footprints(*(table.column(c).to_numpy(zero_copy_only=False)
+                                               for c in bounds_columns)))
+        else:
+            shapes.append(_geometry_footprints(table, geometry_column, geo_meta))
+    footprints = np.concatenate(shapes) if shapes else np.empty(0, dtype=object)
+    return TileIndex(np.asarray(paths, dtype=object), footprints, tuple(sorted(years)))
+
+
+def _open_tile(href: str) -> Tile:
+    """A :class:`Tile` for a COG (local or remote), opened and read with :data:`GDAL_HTTP`."""
+    import rasterio
+
+    with rasterio.Env(**GDAL_HTTP):
+        tile = raster_tile(href)
+
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        with rasterio.Env(**GDAL_HTTP):
+            return tile.read(r0, r1, c0, c1)
+
+    return dataclasses.replace(tile, read=read)
+
+
+# ------------------------------------------------------------------ local directory layout
+
+
 @lru_cache(maxsize=64)
 def _zone_tiles(zone_dir: str) -> tuple[tuple[str, tuple[float, float, float, float]], ...]:
     """``(path, lon/lat bounds)`` of each tile in a zone directory (read once per process)."""
@@ -46,7 +298,7 @@ def _zone_tiles(zone_dir: str) -> tuple[tuple[str, tuple[float, float, float, fl
 
 
 class GoogleSatelliteEmbedding(PixelProduct):
-    """AlphaEarth Foundations annual satellite embedding, read from local COG tiles."""
+    """AlphaEarth Foundations annual satellite embedding, read from COG tiles (local or remote)."""
 
     card = ModelCard(
         id="gse", family=PRODUCT_FAMILY, kind="precomputed",
@@ -58,11 +310,67 @@ class GoogleSatelliteEmbedding(PixelProduct):
         citation="Brown et al. (2025), AlphaEarth Foundations: An embedding field model for accurate and "
                  "efficient global mapping from sparse label data, arXiv:2507.22291",
         url="https://source.coop/tge-labs/aef", mem_mb=2000, runtime_min=30)
+    default_options: ClassVar[dict[str, Any]] = {
+        **PixelProduct.default_options, "index": None, "index_path_column": "path",
+        "index_year_column": "year", "index_bounds_columns": BOUNDS_COLUMNS,
+        "index_geometry_column": "geom"}
     years = (2017, 2025)
     res_m = 10.0
-    source_help = "a directory laid out as <year>/<zone><N|S>/<tile>.tiff (the AEF COG mirror)"
+    source_help = ("a local directory laid out as <year>/<zone><N|S>/<tile>.tiff (the AEF COG mirror); "
+                   f"or the mirror's tile index (.parquet, local or http(s), e.g. {AEF_INDEX_URL}); "
+                   "or an http(s) base URL of that layout together with option index")
+
+    _index: str | None = None
+    _root: str | None = None
+
+    def _open(self) -> None:
+        source, index = str(self.source), self.options.get("index")
+        if index and _is_parquet(source):
+            raise ConfigError(f"model 'gse': models.gse.source={source!r} is a tile index and option "
+                              f"index={index!r} is set too; allowed: the index as source, or the layout root "
+                              f"as source + option index")
+        if index:
+            self._index, self._root = str(index), source
+        elif _is_parquet(source):
+            self._index, self._root = source, None
+        elif _is_url(source):
+            raise ConfigError(
+                f"model 'gse': models.gse.source={source!r} is a URL of the <year>/<zone>/<tile>.tiff "
+                f"layout, but directories cannot be listed over HTTP (or object stores here), so a tile "
+                f"index is needed; allowed: set models.gse.options.index to the mirror's index (e.g. "
+                f"{AEF_INDEX_URL}), point source at the index itself, or use a local directory")
+        if self._index is not None:  # fail at load, not per item, on a missing column or unreadable index
+            check_tile_index(self._index, *self._columns())
+
+    def _columns(self) -> tuple[str, str, tuple[str, ...], str]:
+        """``(path, year, bounds, geometry)`` column names from the options."""
+        o = self.options
+        bounds = o["index_bounds_columns"]
+        if isinstance(bounds, str) or len(bounds) != 4:
+            raise ConfigError(f"model 'gse': option index_bounds_columns={bounds!r}; allowed: four column "
+                              f"names [west, south, east, north] (lon/lat)")
+        return (str(o["index_path_column"]), str(o["index_year_column"]), tuple(map(str, bounds)),
+                str(o["index_geometry_column"]))
+
+    def _index_year(self, year: int) -> TileIndex:
+        return read_tile_index(self._index, int(year), *self._columns())
 
     def tiles(self, request: Request, year: int | None) -> list:
+        if self._index is None:
+            return self._directory_tiles(request, year)
+        rows = self._index_year(year)
+        if rows.paths.size == 0:
+            raise NoDataError(f"gse: tile index {self._index} has no tile for {year}; "
+                              f"years in the index: {list(rows.years)}")
+        geom = request.spatial.geometry()
+        hit = shapely.intersects(rows.footprints, geom)
+        if not hit.any():
+            raise NoDataError(f"gse: no tile for {year} in the tile index {self._index} intersects the ROI "
+                              f"(lon/lat bounds {tuple(round(v, 5) for v in geom.bounds)})")
+        hrefs = sorted({resolve_href(p, self._index, self._root) for p in rows.paths[hit]})
+        return [_open_tile(h) for h in hrefs]
+
+    def _directory_tiles(self, request: Request, year: int | None) -> list:
         year_dir = Path(self.source) / str(year)
         if not year_dir.is_dir():
             return []
