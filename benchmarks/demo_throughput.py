@@ -41,7 +41,7 @@ SRC = ROOT / "src"
 if str(SRC) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(SRC))
 
-from eoembed.chunkio import atomic_path, commit  # noqa: E402
+from eoembed.chunkio import atomic_output, write_text_atomic  # noqa: E402
 from eoembed.config import sensor_specs, validate_config  # noqa: E402
 from eoembed.manifest import read_manifest  # noqa: E402
 from eoembed.table import load_table, read_table, to_requests  # noqa: E402
@@ -68,16 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _write_text(path: Path, text: str) -> Path:
-    final, tmp = atomic_path(path, path.suffix)
-    try:
-        tmp.write_text(text)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
 def prepare_inputs(work: Path, n_items: int | None) -> tuple[Path, Path, int]:
     """The ROI table (first N rows of config/rois.tsv) and the sample catalogue to use.
 
@@ -96,12 +86,8 @@ def prepare_inputs(work: Path, n_items: int | None) -> tuple[Path, Path, int]:
     if not 1 <= n <= len(table):
         raise SystemExit(f"--items={n_items}: allowed 1..{len(table)} (rows of config/rois.tsv)")
     rois = work / "rois.tsv"
-    final, tmp = atomic_path(rois, ".tsv")
-    try:
+    with atomic_output(rois, ".tsv") as tmp:
         table.iloc[:n].to_csv(tmp, sep="\t", index=False)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return rois, catalog.resolve(), n
 
 
@@ -116,7 +102,7 @@ def bench_config(rois: Path, catalog: Path, work: Path) -> tuple[dict[str, Any],
         # spatially blocked CV needs >= 2 groups: too few ROIs for the benchmark rule
         print(f"note: the {len(sites)} ROIs lie at one site: benchmark targets dropped", flush=True)
         config["benchmark"]["targets"] = []
-    path = _write_text(work / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    path = write_text_atomic(work / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return validate_config(yaml.safe_load(path.read_text())), path
 
 

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{validate_s:.2f} s, plan {res['seconds']:.1f} s, peak RSS {res['peak_kb'] / 1024:.0f} MB",
                   flush=True)
     print("\n" + pd.DataFrame(rows).to_string(index=False))
-    print(f"\ntargets: plan <= 60 s and <= 2048 MB at 100,000 ROIs x 2 models")
+    print("\ntargets: plan <= 60 s and <= 2048 MB at 100,000 ROIs x 2 models")
     return 0
 
 

@@ -136,7 +136,7 @@ def _patch_inputs(root: Path, n_items: int, patches: list[Path]) -> tuple[Path, 
     from pyproj import Transformer
 
     from eoembed.catalog import build_catalog
-    from eoembed.chunkio import atomic_path, commit
+    from eoembed.chunkio import write_text_atomic
 
     catalog = build_catalog(patches, root / "catalog" / "catalog.json", bands=list(S2_BANDS),
                             datetime=f"{YEAR}-01-15", qa_value=4, cloud_cover=0)
@@ -144,9 +144,7 @@ def _patch_inputs(root: Path, n_items: int, patches: list[Path]) -> tuple[Path, 
     doc["features"] = [{**f, "id": f"{f['id']}_{m:02d}",
                         "properties": {**f["properties"], "datetime": f"{YEAR}-{m:02d}-15T12:00:00Z"}}
                        for f in doc["features"] for m in range(1, FRAMES + 1)]
-    final, tmp = atomic_path(catalog, ".json")
-    tmp.write_text(json.dumps(doc))
-    commit(tmp, final)
+    write_text_atomic(catalog, json.dumps(doc), ".json")
     offsets = [(0, 0), (-800, -800), (800, 800), (-800, 800), (800, -800), (0, 800), (0, -800),
                (800, 0), (-800, 0)]
     rows = []

@@ -13,6 +13,7 @@ use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
 from eoembed.models.registry import get_card
+from eoembed.providers import PIPELINE_KEYS
 from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
 
 validate_config(config)  # cross-key checks (models registered, sensors carry their bands)

@@ -8,7 +8,7 @@ rule fetch:
     params:
         requests=chunk_requests,
         sensor=lambda w: FETCH_SPECS[w.fkey].fetch_dict(),
-        provider={k: v for k, v in config["provider"].items() if k not in ("retries", "backoff_s", "cache_dir")},
+        provider={k: v for k, v in config["provider"].items() if k not in PIPELINE_KEYS},
         cache_dir=config["provider"]["cache_dir"],
         retries=config["provider"]["retries"],
         backoff_s=config["provider"]["backoff_s"],

@@ -3,15 +3,14 @@ from eoembed.chunkio import write_chunk
 from eoembed.items import Request
 from eoembed.logutil import setup_logging
 from eoembed.pipeline import fetch_items
-from eoembed.providers import get_provider
+from eoembed.providers import provider_from_config
 from eoembed.specs import SensorSpec
 from eoembed.versions import versions
 
 setup_logging(snakemake.log[0])
 requests = [Request.from_dict(r) for r in snakemake.params.requests]
 sensor = SensorSpec.from_dict(snakemake.params.sensor)
-options = dict(snakemake.params.provider)
-provider = get_provider(options.pop("name"), **options)
+provider = provider_from_config(snakemake.params.provider)
 results = fetch_items(requests, sensor, provider, retries=snakemake.params.retries,
                       backoff_s=snakemake.params.backoff_s, cache_dir=snakemake.params.cache_dir)
 write_chunk(snakemake.output[0], {k: a for k, (a, _) in results.items()},

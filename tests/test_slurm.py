@@ -7,7 +7,6 @@ message otherwise. The daemons are stopped by PID at the end.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

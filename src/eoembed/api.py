@@ -19,10 +19,6 @@ from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
 from eoembed.versions import versions
 
 
-#: Keys of a config ``provider`` section that steer the pipeline rather than the provider.
-WORKFLOW_PROVIDER_KEYS = ("retries", "backoff_s", "cache_dir")
-
-
 def default_sensor(model_id: str, frames: int | None = None) -> SensorSpec:
     """The sensor a model's card asks for: its bands at its native GSD, median composite."""
     card = get_card(model_id)
@@ -31,16 +27,14 @@ def default_sensor(model_id: str, frames: int | None = None) -> SensorSpec:
 
 
 def _provider(provider: Provider | dict[str, Any] | None) -> Provider:
-    from eoembed.providers import get_provider
+    from eoembed.providers import provider_from_config
 
     if isinstance(provider, Provider):
         return provider
     if provider is None:
         raise ConfigError("provider: give a Provider or a dict such as "
                           "{'name': 'local', 'catalog': 'resources/sample/index.json'}")
-    # a provider section of config.yaml works as is: its workflow keys are not provider options
-    opts = {k: v for k, v in provider.items() if k not in WORKFLOW_PROVIDER_KEYS}
-    return get_provider(opts.pop("name", "local"), **opts)
+    return provider_from_config(provider)  # a provider section of config.yaml works as is
 
 
 def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tuple], *,

@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from eoembed.chunkio import atomic_path, commit, write_text_atomic
+from eoembed.chunkio import atomic_output, write_text_atomic
 from eoembed.collections import Collection, get_collection
 from eoembed.errors import ConfigError, ProviderError
 from eoembed.grid import to_crs
 
-__all__ = ["build_catalog"]
+__all__ = ["build_catalog", "write_band_cog"]
 
 log = logging.getLogger(__name__)
 
@@ -138,24 +138,23 @@ def _item_ids(paths: list[Path], item_ids: Sequence[str] | None) -> list[str]:
     return ids
 
 
-def _write_cog(path: Path, array: np.ndarray, crs, transform, nodata: float | None, band: str,
-               source: Path, resampling: str) -> None:
-    """Atomically write one single-band COG (tiled, deflate, overviews when large enough)."""
+def write_band_cog(path: Path, array: np.ndarray, crs, transform, nodata: float | None, band: str,
+                   resampling: str, *, blocksize: int = _COG_BLOCK, tags: dict[str, str] | None = None) -> None:
+    """Atomically write one single-band COG (tiled, deflate, overviews when large enough).
+
+    Used for the per-band assets of :func:`build_catalog` and of the generated demo imagery.
+    """
     import rasterio
 
-    final, tmp = atomic_path(path, ".tif")
-    try:
+    with atomic_output(path, ".tif") as tmp:
         profile = {"driver": "COG", "width": array.shape[1], "height": array.shape[0], "count": 1,
                    "dtype": array.dtype.name, "crs": crs, "transform": transform, "nodata": nodata,
-                   "compress": "deflate", "predictor": 2, "blocksize": _COG_BLOCK,
+                   "compress": "deflate", "predictor": 2, "blocksize": blocksize,
                    "overview_resampling": resampling}
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(array, 1)
             dst.set_band_description(1, band)
-            dst.update_tags(band=band, source=str(source), written_by="eoembed.catalog.build_catalog")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+            dst.update_tags(band=band, **(tags or {}))
 
 
 def _footprint(crs: str, bounds: tuple[float, float, float, float]) -> tuple[dict, list[float]]:
@@ -293,10 +292,11 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         nodata = src_nodata if src_nodata is not None else coll.nodata
         res = float(transform.a)
         crs_text = crs.to_string()
+        tags = {"source": str(path), "written_by": "eoembed.catalog.build_catalog"}
         assets: dict[str, dict] = {}
         for i, band in enumerate(band_names):
             rel = f"{item_id}/{band}.tif"
-            _write_cog(root / rel, data[i], crs, transform, nodata, band, path, "average")
+            write_band_cog(root / rel, data[i], crs, transform, nodata, band, "average", tags=tags)
             assets[band] = _asset(rel, data.shape[1:], transform, data.dtype.name, nodata, res,
                                   f"{band} (band {i + 1} of {path.name})", ["data", "reflectance"],
                                   coll.scale if coll.scale != 1.0 else None)
@@ -304,7 +304,7 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
             qa_res = _QA_GSD_M.get(coll.qa_band, res)
             qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, qa_res, qa)
             rel = f"{item_id}/{coll.qa_band}.tif"
-            _write_cog(root / rel, qa_arr, crs, qa_transform, 0, coll.qa_band, path, "nearest")
+            write_band_cog(root / rel, qa_arr, crs, qa_transform, 0, coll.qa_band, "nearest", tags=tags)
             assets[coll.qa_band] = _asset(rel, qa_arr.shape, qa_transform, "uint8", 0,
                                           float(qa_transform.a),
                                           f"constant {coll.qa_band}={qa} (assumed cloud-free; 0 = no data)",

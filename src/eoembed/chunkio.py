@@ -11,26 +11,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 META_KEY = "__meta__"
 
 
-def atomic_path(path: str | os.PathLike, suffix: str = "", clean_stale: bool = True) -> tuple[Path, Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> tuple[Path, Path]:
     """Return ``(final, temporary)`` paths in the same directory (created if needed).
 
-    With ``clean_stale`` (the default), temporaries of the same output left by a writer that
-    was killed mid-write (SIGKILL) are removed first: only one job writes a given output.
-    Pass ``False`` for a second temporary of an output whose first one is still in use.
+    Temporaries of the same output left by a writer that was killed mid-write (SIGKILL) are
+    removed first: only one job writes a given output.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if clean_stale:
-        for stale in final.parent.glob(f".{final.name}.*.tmp*"):
-            stale.unlink(missing_ok=True)
+    for stale in final.parent.glob(f".{final.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     return final, Path(tmp)
@@ -50,15 +49,28 @@ def commit(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str, suffix: str = "") -> Path:
-    """Write ``text`` to ``path`` atomically (temporary file + rename); returns the path."""
+@contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is committed onto ``path``.
+
+    On an exception the temporary is removed and ``path`` is left as it was::
+
+        with atomic_output("out.tsv", ".tsv") as tmp:
+            df.to_csv(tmp, sep="\t")
+    """
     final, tmp = atomic_path(path, suffix)
     try:
-        tmp.write_text(text)
+        yield tmp
         commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return final
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, suffix: str = "") -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file + rename); returns the path."""
+    with atomic_output(path, suffix) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def write_chunk(path: str | os.PathLike, items: dict[str, dict[str, np.ndarray]],
@@ -77,13 +89,8 @@ def write_chunk(path: str | os.PathLike, items: dict[str, dict[str, np.ndarray]]
     for roi, named in items.items():
         for name, arr in named.items():
             arrays[f"{roi}/{name}"] = np.asarray(arr)
-    final, tmp = atomic_path(path, ".npz")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path, ".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def read_chunk(path: str | os.PathLike) -> tuple[dict[str, dict[str, np.ndarray]],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 from eoembed.providers.sample import demo_labels, demo_rois, demo_sites, generate
 
 LABEL_COLUMNS = ("site", "yield_t_ha", "landcover")
@@ -28,10 +28,6 @@ def write_demo_table(rois_path: str | Path, out_dir: str | Path, year: int = 202
                      dates_per_year: int = 6) -> Path:
     """Write the demo ROI table (TSV) atomically; returns its path."""
     table = demo_table(out_dir, year, dates_per_year)
-    final, tmp = atomic_path(rois_path, ".tsv")
-    try:
+    with atomic_output(rois_path, ".tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+    return Path(rois_path)

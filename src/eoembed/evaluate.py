@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 from eoembed.errors import ConfigError, SpecError
 
 __all__ = ["METRIC_COLUMNS", "benchmark", "run_benchmarks", "spatial_blocks"]
@@ -174,12 +174,8 @@ def benchmark(X: np.ndarray, y: Sequence[Any], groups: Sequence[Any], task: str 
 
 
 def _write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    final, tmp = atomic_path(path, ".tsv")
-    try:
+    with atomic_output(path, ".tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_benchmarks(export_parquets: Mapping[str, str | os.PathLike], labels: pd.DataFrame,

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from eoembed.chunkio import atomic_path, commit, read_chunk
+from eoembed.chunkio import atomic_output, read_chunk
 from eoembed.errors import ConfigError
 
-__all__ = ["ChunkItem", "export_geoparquet", "export_grid_netcdf", "export_netcdf", "history_line",
-           "item_geometry", "iter_items", "json_attr", "mean_valid_fraction", "open_grid", "pooled_vector",
+__all__ = ["ChunkItem", "export_geoparquet", "export_grid_netcdf", "export_netcdf", "export_pooled",
+           "history_line", "item_geometry", "iter_items", "json_attr", "mean_valid_fraction", "open_grid", "pooled_vector",
            "provenance", "read_geoparquet_metadata", "time_window"]
 
 META_KEY = "eoembed"
@@ -166,15 +166,19 @@ def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | 
     Returns:
         Number of rows written.
     """
+    paths = [os.fspath(p) for p in chunk_paths]
+    return _write_geoparquet(list(iter_items(paths)), len(paths), out_path)
+
+
+def _write_geoparquet(items: list[ChunkItem], n_files: int, out_path: str | os.PathLike) -> int:
     import geopandas as gpd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    paths = [os.fspath(p) for p in chunk_paths]
     rows: list[dict[str, Any]] = []
     geoms = []
     meta: dict[str, Any] = {}
-    for item in iter_items(paths):
+    for item in items:
         meta = meta or item.meta
         vec = pooled_vector(item)
         if item.record.get("status") not in EXPORT_STATUSES or vec is None:
@@ -189,14 +193,17 @@ def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | 
                "valid_fraction", "dims"]
     gdf = gpd.GeoDataFrame(rows, columns=columns, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"))
     prov = provenance(meta)
-    prov["history"] = history_line("export_geoparquet", len(rows), len(paths), prov["versions"] or {})
+    prov["history"] = history_line("export_geoparquet", len(rows), n_files, prov["versions"] or {})
 
-    final, tmp_geo = atomic_path(out_path, ".parquet")
-    _, tmp_out = atomic_path(out_path, ".parquet", clean_stale=False)
-    try:
-        # geopandas writes the GeoParquet 'geo' metadata; we then fix the embedding type and add ours
-        gdf.to_parquet(tmp_geo, index=False)
-        table = pq.read_table(tmp_geo)
+    with atomic_output(out_path, ".parquet") as tmp_out:
+        # geopandas writes the GeoParquet 'geo' metadata to a scratch file beside the output;
+        # we then fix the embedding type and add ours
+        tmp_geo = tmp_out.with_name(tmp_out.name + ".geo")
+        try:
+            gdf.to_parquet(tmp_geo, index=False)
+            table = pq.read_table(tmp_geo)
+        finally:
+            tmp_geo.unlink(missing_ok=True)
         types = {"roi_id": pa.string(), "start": pa.date32(), "end": pa.date32(),
                  "embedding": pa.list_(pa.float32()), "model": pa.string(), "request_key": pa.string(),
                  "status": pa.string(), "valid_fraction": pa.float64(), "dims": pa.int32()}
@@ -206,10 +213,6 @@ def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | 
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                META_KEY.encode(): json_attr(prov).encode()})
         pq.write_table(table, tmp_out)
-        commit(tmp_out, final)
-    finally:
-        tmp_geo.unlink(missing_ok=True)
-        tmp_out.unlink(missing_ok=True)
     return len(rows)
 
 
@@ -240,11 +243,14 @@ def export_netcdf(chunk_paths: Iterable[str | os.PathLike], out_path: str | os.P
     Returns:
         Number of ROIs written.
     """
+    paths = [os.fspath(p) for p in chunk_paths]
+    return _write_netcdf(list(iter_items(paths)), len(paths), out_path)
+
+
+def _write_netcdf(items: list[ChunkItem], n_files: int, out_path: str | os.PathLike) -> int:
     import xarray as xr
     from pyproj import CRS
 
-    paths = [os.fspath(p) for p in chunk_paths]
-    items = list(iter_items(paths))
     meta = items[0].meta if items else {}
     vectors = [pooled_vector(i) if i.record.get("status") in EXPORT_STATUSES else None for i in items]
     sizes = {v.size for v in vectors if v is not None}
@@ -299,17 +305,23 @@ def export_netcdf(chunk_paths: Iterable[str | os.PathLike], out_path: str | os.P
                "weights_sha256": json_attr(prov["weights_sha256"]), "sensor": json_attr(prov["sensor"]),
                "request": json_attr({i.roi_id: i.record.get("request") for i in items}),
                "versions": json_attr(prov["versions"]),
-               "history": history_line("export_netcdf", len(items), len(paths), prov["versions"] or {})})
+               "history": history_line("export_netcdf", len(items), n_files, prov["versions"] or {})})
     encoding = {"embedding": {"dtype": "float32", "_FillValue": np.float32(np.nan), "zlib": True},
                 "time_start": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"},
                 "time_end": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}}
-    final, tmp = atomic_path(out_path, ".nc")
-    try:
+    with atomic_output(out_path, ".nc") as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return len(items)
+
+
+def export_pooled(chunk_paths: Iterable[str | os.PathLike], parquet_path: str | os.PathLike,
+                  netcdf_path: str | os.PathLike) -> int:
+    """Both pooled exports of one model (:func:`export_geoparquet`, :func:`export_netcdf`),
+    reading the chunk files once. Returns the number of ROIs."""
+    paths = [os.fspath(p) for p in chunk_paths]
+    items = list(iter_items(paths))
+    _write_geoparquet(items, len(paths), parquet_path)
+    return _write_netcdf(items, len(paths), netcdf_path)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 from eoembed.errors import SpecError
 from eoembed.export import (EXPORT_STATUSES, history_line, iter_items, json_attr, mean_valid_fraction,
                             provenance, time_window)
@@ -123,12 +123,8 @@ def export_grid_netcdf(chunk_path: str | os.PathLike, out_path: str | os.PathLik
     dtree = xr.DataTree.from_dict({"/": root, **{f"/{n}": ds for n, ds in tree.items()}})
     encoding = {f"/{n}": {"embedding": {"dtype": "float32", "_FillValue": np.float32(np.nan), "zlib": True}}
                 for n in tree}
-    final, tmp = atomic_path(out_path, ".nc")
-    try:
+    with atomic_output(out_path, ".nc") as tmp:
         dtree.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return list(groups)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 from eoembed.composite import make_composite
 from eoembed.errors import ConfigError
 from eoembed.grid import grid_for
@@ -62,13 +62,9 @@ def quicklook(composite, out_png: str | Path, frame: int = 0) -> Path:
     img = np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
     img[:, ~valid] = 0
     rgb = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img
-    final, tmp = atomic_path(out_png, ".png")
-    try:
+    with atomic_output(out_png, ".png") as tmp:
         plt.imsave(tmp, np.ascontiguousarray(rgb.transpose(1, 2, 0)), format="png")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+    return Path(out_png)
 
 
 def inspect_roi(provider: Provider, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec,
@@ -99,7 +95,7 @@ def inspect_roi(provider: Provider, spatial: SpatialSpec, temporal: TemporalSpec
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from eoembed.config import load_config, sensor_specs
-    from eoembed.providers import get_provider
+    from eoembed.providers import provider_from_config
     from eoembed.table import load_table, to_requests
 
     config = load_config(args.config)
@@ -113,8 +109,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     name = args.sensor or next(iter(sensors))
     if name not in sensors:
         raise ConfigError(f"sensor={name!r} is invalid: allowed one of {sorted(sensors)}")
-    opts = {k: v for k, v in config["provider"].items() if k not in ("retries", "backoff_s", "name", "cache_dir")}
-    provider = get_provider(config["provider"]["name"], **opts)
+    provider = provider_from_config(config["provider"])
     report = inspect_roi(provider, req.spatial, req.temporal, sensors[name], args.png)
     print(json.dumps({"roi_id": req.roi_id, "sensor": name, **report}, indent=1, default=str))
     return 0

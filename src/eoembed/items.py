@@ -119,10 +119,6 @@ class Composite:
         """``(height, width)`` of the pixel grid."""
         return self.data.shape[2], self.data.shape[3]
 
-    def start_months(self) -> np.ndarray:
-        """Calendar month (0 = January) of each frame's start date."""
-        return np.array([b[0].month - 1 for b in self.frame_bounds], dtype=np.int64)
-
     def mid_months(self) -> np.ndarray:
         """Calendar month (0 = January) of each frame's middle day."""
         mids = [a + (b - a) / 2 for a, b in self.frame_bounds]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eoembed.chunkio import META_KEY, atomic_path, commit
+from eoembed.chunkio import META_KEY, atomic_output
 
 __all__ = ["COLUMNS", "STAGE_ORDER", "aggregate", "read_manifest", "summarize"]
 
@@ -141,20 +141,12 @@ def aggregate(chunk_paths_by_stage: Mapping[str, Iterable[str | os.PathLike]],
         df[t] = pd.to_numeric(df[t], errors="coerce").astype("float64")
     df = df.sort_values(["model", "roi_id"], kind="stable").reset_index(drop=True)
 
-    final, tmp = atomic_path(out_tsv, ".tsv")
-    try:
+    with atomic_output(out_tsv, ".tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="", lineterminator="\n")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     summary = summarize(df, wall_time_s=wall_time_s, versions=_merge_versions(versions))
     summary["chunk_files"] = n_files
-    final, tmp = atomic_path(out_summary_json, ".json")
-    try:
+    with atomic_output(out_summary_json, ".json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return df
 
 

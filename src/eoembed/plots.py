@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 
 __all__ = ["metric_bars", "pca_rgb", "pca_rgba", "pred_vs_true"]
 
@@ -37,12 +37,8 @@ def _figure(n_panels: int, panel_size: tuple[float, float], dpi: int, ncols: int
 
 
 def _save(fig, out_png: str | os.PathLike, dpi: int) -> None:
-    final, tmp = atomic_path(out_png, ".png")
-    try:
+    with atomic_output(out_png, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _message(out_png: str | os.PathLike, title: str, text: str, panel_size, dpi: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.chunkio import atomic_output
 
 __all__ = ["write_report"]
 
@@ -154,9 +154,5 @@ def write_report(summary_json: str | os.PathLike, metrics_tsv: str | os.PathLike
 {_versions_section(summary.get("versions", {}))}
 </body></html>
 """
-    final, tmp = atomic_path(out_html, ".html")
-    try:
+    with atomic_output(out_html, ".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)

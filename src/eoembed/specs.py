@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Union
 
 from eoembed.collections import get_collection
@@ -363,8 +363,3 @@ class SensorSpec(_Spec):
         if "bands" in d and isinstance(d["bands"], list):
             d["bands"] = tuple(d["bands"])
         return cls(**d)
-
-
-def as_json_dict(spec: Any) -> dict[str, Any]:
-    """Return ``spec.to_dict()`` for specs, ``asdict`` for other dataclasses."""
-    return spec.to_dict() if hasattr(spec, "to_dict") else asdict(spec)

@@ -9,7 +9,6 @@ are vectorised with pandas, so 100,000 rows validate in well under a second.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -199,11 +198,6 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return validate_table(read_table(path), str(path))
 
 
-def label_columns(table: pd.DataFrame) -> list[str]:
-    """Columns of a validated table that are labels (not geometry/time)."""
-    return [c for c in table.columns if c not in RESERVED and c != "kind"]
-
-
 def to_requests(table: pd.DataFrame, rows: list[int] | None = None) -> list[Request]:
     """Build validated :class:`Request` specs from a validated table (row order kept).
 
@@ -250,11 +244,3 @@ def chunk_members(roi_ids: list[str], chunk_size: int) -> dict[str, list[str]]:
     """
     names = chunk_ids(len(roi_ids), chunk_size)
     return {name: roi_ids[i * chunk_size:(i + 1) * chunk_size] for i, name in enumerate(names)}
-
-
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def is_safe_id(value: str) -> bool:
-    """True if ``value`` is safe as a file-name component."""
-    return bool(_SAFE.match(value)) and ".." not in value

@@ -7,34 +7,23 @@ file, :func:`resolve` looks in this order:
 2. the cache, ``<cache_dir>/<model id>/<file name>``;
 3. a download from the published URL into the cache, only when downloads are allowed.
 
-Nothing is unpickled before its sha256 is checked (:func:`load_state_dict`), and
-``torch.load`` always runs with ``weights_only=True``. Downloads are streamed to a
-temporary file next to the cache path, hashed while streaming, verified and then
-renamed atomically, so a failed or wrong download never leaves a file behind.
-URLs are logged without credentials or query strings.
+Nothing is unpickled before its sha256 is checked (:func:`load_state_dict`, via
+:mod:`eoembed.checksums`), and ``torch.load`` always runs with ``weights_only=True``.
+Downloads (:mod:`eoembed.download`) are streamed, hashed, verified and renamed atomically,
+so a failed or wrong download never leaves a file behind.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import http.client
-import logging
 import os
-import re
-import socket
-import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from eoembed.chunkio import atomic_path, commit
+from eoembed.checksums import file_sha256, verify_sha256
+from eoembed.download import download, redact_url
 from eoembed.errors import WeightsError
 from eoembed.models.base import WeightsFile
 
@@ -44,21 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["default_cache_dir", "download", "file_sha256", "format_status", "load_state_dict",
            "redact_url", "resolve", "status", "verify_sha256"]
 
-log = logging.getLogger(__name__)
-
-_CHUNK = 1 << 20
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SCHEMES = ("http", "https", "file")
-_USER_AGENT = "eoembed-weights/1"
-
-# (absolute path, size, mtime_ns) -> sha256 hex; shared by every caller in this process.
-_HASHES: dict[tuple[str, int, int], str] = {}
-_HASHES_LOCK = threading.Lock()
-
-
-class _ShortRead(OSError):
-    """The server closed the connection before sending the announced number of bytes."""
-
 
 def default_cache_dir() -> Path:
     """The per-user weights cache, ``platformdirs.user_cache_dir("eoembed") / "weights"``.
@@ -66,22 +40,6 @@ def default_cache_dir() -> Path:
     The config's ``weights_dir`` (passed to :func:`resolve` as ``cache_dir``) overrides it.
     """
     return Path(platformdirs.user_cache_dir("eoembed")) / "weights"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info, query string or fragment (safe to log or print)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _expected_hex(expected: str, where: str) -> str:
-    value = (expected or "").strip().lower()
-    if not _HEX64.match(value):
-        raise WeightsError(f"{where}: expected sha256={expected!r} is invalid: allowed 64 hex digits")
-    return value
 
 
 def _plain_name(value: str, what: str) -> str:
@@ -94,157 +52,6 @@ def cache_path(model_id: str, wf: WeightsFile, cache_dir: str | os.PathLike | No
     """Absolute cache location of ``wf`` for ``model_id``: ``<cache_dir>/<model_id>/<wf.name>``."""
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return (base / _plain_name(model_id, "model id") / _plain_name(wf.name, "weights name")).absolute()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file, read in chunks; cached in-process by (path, size, mtime).
-
-    Raises:
-        WeightsError: The file does not exist or cannot be read.
-    """
-    p = Path(path).absolute()
-    try:
-        st = p.stat()
-        key = (str(p), st.st_size, st.st_mtime_ns)
-        with _HASHES_LOCK:
-            if key in _HASHES:
-                return _HASHES[key]
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            while block := fh.read(_CHUNK):
-                h.update(block)
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights file {p}: {exc}") from exc
-    digest = h.hexdigest()
-    with _HASHES_LOCK:
-        _HASHES[key] = digest
-    return digest
-
-
-def _remember(path: Path, digest: str) -> None:
-    st = path.stat()
-    with _HASHES_LOCK:
-        _HASHES[(str(path.absolute()), st.st_size, st.st_mtime_ns)] = digest
-
-
-def verify_sha256(path: str | os.PathLike, expected: str) -> str:
-    """Check that a file's sha256 equals ``expected``; return the digest.
-
-    Raises:
-        WeightsError: Mismatch (names the file, expected and actual digest), unreadable file,
-            or an invalid ``expected`` value.
-    """
-    want = _expected_hex(expected, f"weights file {path}")
-    actual = file_sha256(path)
-    if actual != want:
-        raise WeightsError(f"sha256 mismatch for weights file {Path(path).absolute()}: expected {want}, "
-                           f"actual {actual}. The file is corrupt or not the published one; "
-                           "delete it and download it again.")
-    return actual
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, urllib.error.HTTPError):
-        return exc.code >= 500 or exc.code in (408, 429)
-    if isinstance(exc, urllib.error.URLError):
-        return isinstance(exc.reason, (TimeoutError, ConnectionError, socket.timeout))
-    return isinstance(exc, (TimeoutError, ConnectionError, http.client.IncompleteRead, _ShortRead))
-
-
-def _request(url: str) -> urllib.request.Request:
-    """A GET request; credentials in the URL (``user:pass@host``) become a Basic auth header."""
-    parts = urllib.parse.urlsplit(url)
-    headers = {"User-Agent": _USER_AGENT}
-    if parts.username is not None:
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        url = urllib.parse.urlunsplit(parts._replace(netloc=host))
-    return urllib.request.Request(url, headers=headers)
-
-
-def _fetch_once(url: str, tmp: Path, label: str, size_hint: int | None, timeout_s: float,
-                progress: bool) -> tuple[str, int]:
-    """Stream ``url`` into ``tmp``; return (sha256 hex, number of bytes)."""
-    req = _request(url)
-    h = hashlib.sha256()
-    n = 0
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(tmp, "wb") as out:
-        announced = resp.headers.get("Content-Length")
-        announced = int(announced) if announced and announced.isdigit() else None
-        total = announced or size_hint
-        step = max(total // 10, _CHUNK) if total else 64 * _CHUNK
-        next_log = step
-        while block := resp.read(_CHUNK):
-            out.write(block)
-            h.update(block)
-            n += len(block)
-            if progress and n >= next_log:
-                shown = f"{n}/{total} bytes ({100 * n // total}%)" if total else f"{n} bytes"
-                log.info("downloading %s: %s", label, shown)
-                next_log += step
-    if announced is not None and n != announced:
-        raise _ShortRead(f"got {n} of {announced} bytes")
-    return h.hexdigest(), n
-
-
-def download(url: str, dest: str | os.PathLike, expected_sha256: str, *, size_bytes: int | None = None,
-             retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60.0,
-             progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` atomically, verifying its sha256 (and size, if given).
-
-    Transient failures (HTTP 5xx/408/429, timeouts, dropped connections) are retried
-    ``retries`` times, waiting ``backoff_s * 2**attempt`` seconds in between.
-
-    Returns:
-        ``dest`` as an absolute path.
-
-    Raises:
-        WeightsError: Permanent HTTP error, retries exhausted, or wrong size/sha256;
-            nothing is left at ``dest`` (or beside it) in these cases.
-    """
-    want = _expected_hex(expected_sha256, f"download of {redact_url(url)}")
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in _SCHEMES:
-        raise WeightsError(f"weights url scheme={scheme!r} is invalid: allowed {list(_SCHEMES)}")
-    label = redact_url(url)
-    dest = Path(dest).absolute()
-    log.info("downloading weights %s -> %s%s", label, dest,
-             f" ({size_bytes} bytes)" if size_bytes else "")
-    for attempt in range(retries + 1):
-        final, tmp = atomic_path(dest, ".part")
-        try:
-            try:
-                digest, n = _fetch_once(url, tmp, label, size_bytes, timeout_s, progress)
-            except Exception as exc:  # noqa: BLE001 - classified just below
-                if isinstance(exc, urllib.error.HTTPError):
-                    exc.close()
-                if not _is_transient(exc):
-                    raise WeightsError(f"download of {label} failed: {exc}") from exc
-                if attempt >= retries:
-                    raise WeightsError(f"download of {label} failed after {retries + 1} attempt(s): "
-                                       f"{exc}") from exc
-                wait = backoff_s * 2 ** attempt
-                log.warning("download of %s failed (%s); retry %d/%d in %.1f s",
-                            label, exc, attempt + 1, retries, wait)
-                time.sleep(wait)
-                continue
-            if size_bytes is not None and n != size_bytes:
-                raise WeightsError(f"download of {label}: size {n} bytes, expected {size_bytes}; "
-                                   "nothing was saved")
-            if digest != want:
-                raise WeightsError(f"download of {label}: sha256 mismatch, expected {want}, actual "
-                                   f"{digest}; nothing was saved")
-            commit(tmp, final)
-            _remember(final, digest)
-            log.info("downloaded %s: %d bytes, sha256 ok -> %s", label, n, final)
-            return final
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def resolve(model_id: str, wf: WeightsFile, *, explicit_path: str | os.PathLike | None = None,

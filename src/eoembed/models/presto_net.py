@@ -12,7 +12,6 @@ This module only depends on torch and numpy and loads the published checkpoint's
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np

@@ -12,7 +12,8 @@ from typing import Any
 from eoembed.errors import ConfigError
 from eoembed.providers.base import Provider
 
-__all__ = ["PROVIDERS", "Provider", "get_provider", "provider_class", "provider_names"]
+__all__ = ["PIPELINE_KEYS", "PROVIDERS", "Provider", "get_provider", "provider_class", "provider_from_config",
+           "provider_names"]
 
 #: provider name -> "module:Class"
 PROVIDERS: dict[str, str] = {
@@ -40,6 +41,17 @@ def provider_class(name: str) -> type[Provider]:
         raise ConfigError(f"provider={name!r} is invalid: allowed one of {provider_names()}") from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+#: Keys of a config ``provider`` section that steer the pipeline (retries, input cache), not
+#: the provider itself.
+PIPELINE_KEYS = ("retries", "backoff_s", "cache_dir")
+
+
+def provider_from_config(section: dict[str, Any]) -> Provider:
+    """Build the provider of a config ``provider`` section (its pipeline keys are ignored)."""
+    opts = {k: v for k, v in section.items() if k not in PIPELINE_KEYS}
+    return get_provider(opts.pop("name", "local"), **opts)
 
 
 def get_provider(name: str, **options: Any) -> Provider:

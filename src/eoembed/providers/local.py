@@ -271,12 +271,23 @@ class LocalProvider(Provider):
                 f"({b[0]:.5f}, {b[1]:.5f}, {b[2]:.5f}, {b[3]:.5f}) in window "
                 f"[{temporal.start}, {temporal.end}) with eo:cloud_cover <= {sensor.cloudy_pct}")
         qa = collection.qa_band
-        load_bands = list(sensor.bands) + ([qa] if qa else [])
-        self._check_assets(items, load_bands)
+        self._check_assets(items, list(sensor.bands) + ([qa] if qa else []))
+        return self._read_stack(items, sensor, grid, collection)
 
-        lon0, _ = to_crs(*self._centre(grid), grid.crs, "EPSG:4326")
-        groups = self._groups(items, float(lon0))
-        data = self._load(items, load_bands, grid, collection, float(lon0))
+    def _read_stack(self, items: list, sensor: SensorSpec, grid: GridSpec, collection,
+                    default_nodata: float | None = None, dn_shift=None) -> Stack:
+        """Load ``items`` onto ``grid`` (same solar day = one time step) and build the Stack.
+
+        Args:
+            default_nodata: Nodata used for a band whose asset declares none (``None``: no masking).
+            dn_shift: Optional ``(group_items, band) -> float`` added to a time step's digital
+                numbers before unit conversion (e.g. Sentinel-2 processing-baseline offsets).
+        """
+        qa = collection.qa_band
+        load_bands = list(sensor.bands) + ([qa] if qa else [])
+        lon0 = float(to_crs(*self._centre(grid), grid.crs, "EPSG:4326")[0])
+        groups = self._groups(items, lon0)
+        data = self._load(items, load_bands, grid, collection, lon0)
         if data.sizes["time"] != len(groups):
             raise ProviderError(f"odc-stac returned {data.sizes['time']} time steps for "
                                 f"{len(groups)} solar days")
@@ -284,8 +295,12 @@ class LocalProvider(Provider):
         for i, band in enumerate(sensor.bands):
             arr = data[band].values.astype(np.float32)
             nodata = data[band].attrs.get("nodata")
-            if nodata is not None and not np.isnan(nodata):
+            nodata = default_nodata if nodata is None or np.isnan(nodata) else nodata
+            if nodata is not None:
                 arr[arr == np.float32(nodata)] = np.nan
+            if dn_shift is not None:
+                for t, group in enumerate(groups):
+                    arr[t] += np.float32(dn_shift(group, band))
             cube[:, i] = collection.to_stack_units(arr)
         qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(

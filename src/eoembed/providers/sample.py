@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from eoembed.chunkio import atomic_path, commit, write_text_atomic
+from eoembed.chunkio import write_text_atomic
 from eoembed.collections import SENTINEL2_L2A
 from eoembed.errors import ConfigError
 from eoembed.grid import to_crs, utm_epsg
@@ -101,23 +101,13 @@ def _validate(sites: Sequence[tuple[str, float, float]], year: int, dates_per_ye
 def _write_cog(path: Path, array: np.ndarray, crs: str, res: float, x0: float, y1: float,
                band: str, resampling: str) -> None:
     """Atomically write one single-band uint16/uint8 COG (deflate, 128 px tiles, overviews)."""
-    import rasterio
     from affine import Affine
 
-    final, tmp = atomic_path(path, ".tif")
-    try:
-        profile = {"driver": "COG", "width": array.shape[1], "height": array.shape[0], "count": 1,
-                   "dtype": array.dtype.name, "crs": crs, "nodata": 0,
-                   "transform": Affine(res, 0, x0, 0, -res, y1), "compress": "deflate",
-                   "predictor": 2, "blocksize": COG_BLOCK, "overview_resampling": resampling}
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(array, 1)
-            dst.set_band_description(1, band)
-            dst.update_tags(eoembed_generated="true", band=band,
-                            note="GENERATED demo imagery, not real Sentinel-2 data")
-        commit(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from eoembed.catalog import write_band_cog
+
+    write_band_cog(path, array, crs, Affine(res, 0, x0, 0, -res, y1), 0, band, resampling,
+                   blocksize=COG_BLOCK,
+                   tags={"eoembed_generated": "true", "note": "GENERATED demo imagery, not real Sentinel-2 data"})
 
 
 def _footprint(crs: str, x0: float, y1: float, size_m: float) -> dict:

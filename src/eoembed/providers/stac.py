@@ -30,14 +30,12 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
 from eoembed.collections import get_collection
 from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
-from eoembed.grid import GridSpec, to_crs
+from eoembed.grid import GridSpec
 from eoembed.items import Stack
 from eoembed.providers.base import CountingMixin
-from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error, qa_codes
+from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error
 from eoembed.providers.presets import StacPreset, get_preset, s2_dn_offset
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -261,36 +259,20 @@ class StacProvider(CountingMixin, LocalProvider):
             "items": [it.id for it in items],
             "assets": {it.id: {name: strip_query(a.href) for name, a in it.assets.items()}
                        for it in items}}
-        offsets = [self._dn_offsets(it, sensor) for it in items]
+        offsets = {it.id: self._dn_offsets(it, sensor) for it in items}
         self._sign(items)
-        qa = collection.qa_band
-        load_bands = list(sensor.bands) + ([qa] if qa else [])
-        lon0 = float(to_crs(*self._centre(grid), grid.crs, "EPSG:4326")[0])
-        groups = self._groups(items, lon0)
-        data = self._load(items, load_bands, grid, collection, lon0)
-        if data.sizes["time"] != len(groups):
-            raise ProviderError(f"odc-stac returned {data.sizes['time']} time steps for "
-                                f"{len(groups)} solar days")
-        by_id = {it.id: off for it, off in zip(items, offsets)}
-        cube = np.empty((len(groups), len(sensor.bands), grid.height, grid.width), np.float32)
-        for i, band in enumerate(sensor.bands):
-            arr = data[band].values.astype(np.float32)
-            nodata = data[band].attrs.get("nodata")
-            nodata = collection.nodata if nodata is None or np.isnan(nodata) else nodata
-            arr[arr == np.float32(nodata)] = np.nan
-            for t, group in enumerate(groups):
-                shift = {by_id[it.id][band] for it in group}
-                if len(shift) > 1:
-                    raise ProviderError(f"scenes {[it.id for it in group]} of one solar day need "
-                                        f"different DN offsets {sorted(shift)} for band {band!r}")
-                arr[t] += np.float32(shift.pop())
-            cube[:, i] = collection.to_stack_units(arr)
-        qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
-        times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
-            tzinfo=dt.timezone.utc) for t in data["time"].values]
-        self._count(items_read=len(items), bytes_loaded=int(cube.nbytes))
-        return Stack(data=cube, qa=qa_arr, times=times, bands=tuple(sensor.bands), grid=grid,
-                     collection=sensor.collection, scenes=[[it.id for it in g] for g in groups])
+
+        def dn_shift(group: list, band: str) -> float:
+            shift = {offsets[it.id][band] for it in group}
+            if len(shift) > 1:
+                raise ProviderError(f"scenes {[it.id for it in group]} of one solar day need "
+                                    f"different DN offsets {sorted(shift)} for band {band!r}")
+            return shift.pop()
+
+        stack = self._read_stack(items, sensor, grid, collection, default_nodata=collection.nodata,
+                                 dn_shift=dn_shift)
+        self._count(items_read=len(items), bytes_loaded=int(stack.data.nbytes))
+        return stack
 
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
         """odc-stac load under this provider's GDAL HTTP settings (odc-stac otherwise applies
