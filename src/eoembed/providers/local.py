@@ -49,6 +49,15 @@ def provider_error(message: str) -> ProviderError:
     return cls(message)
 
 
+def no_scene_error(where: str, spatial: SpatialSpec, temporal: TemporalSpec,
+                   sensor: SensorSpec) -> NoDataError:
+    """The error for a search that found nothing, naming the ROI bounds, window and cloud limit."""
+    b = spatial.geometry().bounds
+    return NoDataError(f"no scene {where} for ROI lon/lat bounds ({b[0]:.5f}, {b[1]:.5f}, {b[2]:.5f}, "
+                       f"{b[3]:.5f}) in window [{temporal.start}, {temporal.end}) with eo:cloud_cover <= "
+                       f"{sensor.cloudy_pct}")
+
+
 def qa_codes(raw: np.ndarray, nodata: float | None, collection) -> np.ndarray:
     """uint8 quality classes of a quality band as read (any dtype), 0 where it has no data.
 
@@ -265,11 +274,7 @@ class LocalProvider(Provider):
         collection = get_collection(sensor.collection)
         items = self.search(spatial, temporal, sensor)
         if not items:
-            b = spatial.geometry().bounds
-            raise NoDataError(
-                f"no scene in catalog {self.catalog!r} for ROI lon/lat bounds "
-                f"({b[0]:.5f}, {b[1]:.5f}, {b[2]:.5f}, {b[3]:.5f}) in window "
-                f"[{temporal.start}, {temporal.end}) with eo:cloud_cover <= {sensor.cloudy_pct}")
+            raise no_scene_error(f"in catalog {self.catalog!r}", spatial, temporal, sensor)
         qa = collection.qa_band
         self._check_assets(items, list(sensor.bands) + ([qa] if qa else []))
         return self._read_stack(items, sensor, grid, collection)

@@ -31,11 +31,11 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from eoembed.collections import get_collection
-from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
+from eoembed.errors import ConfigError, ProviderError, TransientProviderError
 from eoembed.grid import GridSpec
 from eoembed.items import Stack
 from eoembed.providers.base import CountingMixin
-from eoembed.providers.local import LocalProvider, _footprint, _item_time, provider_error
+from eoembed.providers.local import LocalProvider, _footprint, _item_time, no_scene_error, provider_error
 from eoembed.providers.presets import StacPreset, get_preset, s2_dn_offset
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -250,11 +250,7 @@ class StacProvider(CountingMixin, LocalProvider):
         collection = get_collection(sensor.collection)
         items = self.search(spatial, temporal, sensor)
         if not items:
-            b = spatial.geometry().bounds
-            raise NoDataError(
-                f"no scene at {strip_query(self.url)} for ROI lon/lat bounds ({b[0]:.5f}, "
-                f"{b[1]:.5f}, {b[2]:.5f}, {b[3]:.5f}) in window [{temporal.start}, {temporal.end}) "
-                f"with eo:cloud_cover <= {sensor.cloudy_pct}")
+            raise no_scene_error(f"at {strip_query(self.url)}", spatial, temporal, sensor)
         self.last_provenance = {
             "items": [it.id for it in items],
             "assets": {it.id: {name: strip_query(a.href) for name, a in it.assets.items()}
