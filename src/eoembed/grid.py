@@ -91,6 +91,12 @@ class GridSpec:
         lon, lat = to_crs(xx.ravel(), yy.ravel(), self.crs, "EPSG:4326")
         return np.asarray(lon).reshape(xx.shape), np.asarray(lat).reshape(xx.shape)
 
+    def center_lonlat(self) -> tuple[float, float]:
+        """``(lon, lat)`` of the grid's centre."""
+        x0, y0, x1, y1 = self.bounds
+        lon, lat = to_crs([(x0 + x1) / 2], [(y0 + y1) / 2], self.crs, "EPSG:4326")
+        return float(lon[0]), float(lat[0])
+
     def to_dict(self) -> dict:
         return {"crs": self.crs, "transform": list(self.transform), "width": self.width,
                 "height": self.height}

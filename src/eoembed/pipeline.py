@@ -184,7 +184,9 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
         else:
             (pooled,), grids = embedder.embed_outputs(comps, [pooled_spec]), [None] * len(batch)
         per_item = (time.perf_counter() - t0) / len(batch)
-        for (req, comp, rec), vec, g in zip(batch, pooled, grids):
+        infos = embedder.grid_info if want_grid else [None] * len(batch)
+        preps = getattr(embedder, "prep_used", []) or [None] * len(batch)
+        for (req, comp, rec), vec, g, info, prep in zip(batch, pooled, grids, infos, preps):
             vec = np.asarray(vec, dtype=np.float32)
             if vec.shape != (embedder_dims(embedder),) or not np.all(np.isfinite(vec)):
                 raise ModelError(f"model {embedder.card.id} returned shape {vec.shape} "
@@ -194,8 +196,9 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             if g is not None:
                 arrays["grid"] = np.asarray(g, dtype=np.float32)
                 shapes["grid"] = list(arrays["grid"].shape)
-            rec.update(stage="done", grid=comp.grid.to_dict(), output_shape=shapes,
-                       cell_px=embedder.cell_px(grid_spec, comp) if g is not None else None,
+            rec.update(stage="done", grid=(info[0] if info else comp.grid).to_dict(), output_shape=shapes,
+                       input_grid=comp.grid.to_dict(), input_prep=prep,
+                       cell_px=info[1] if info else None,
                        embedding_sha256=sha256_array(vec),
                        geometry_wkt=req.spatial.geometry().wkt,
                        centroid=list(req.spatial.centroid()))
@@ -225,3 +228,28 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
 def embedder_dims(embedder: Embedder) -> int:
     """The embedding size the embedder reports (may depend on options)."""
     return int(embedder.describe().get("dims", embedder.card.dims))
+
+
+def location_items(embedder: Embedder, requests: list[Request]) -> dict[str, Result]:
+    """Embed each request's centre with a location encoder (``card.kind == "location"``).
+
+    Nothing is fetched: the input is the ROI centroid as ``[lat, lon]`` degrees. Pooled output only.
+    """
+    out: dict[str, Result] = {}
+    t0 = time.perf_counter()
+    latlon = np.array([[lat, lon] for lon, lat in (r.spatial.centroid() for r in requests)], dtype=np.float64)
+    base = [{"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(), "model": embedder.card.id}
+            for r in requests]
+    try:
+        vecs = embedder.forward_locations(latlon) if requests else np.zeros((0, embedder.card.dims))
+    except Exception as exc:  # noqa: BLE001 - every item records the failure
+        return {r.roi_id: ({}, {**b, **failed("embed", exc)}) for r, b in zip(requests, base)}
+    per_item = (time.perf_counter() - t0) / max(1, len(requests))
+    for req, rec, vec, ll in zip(requests, base, vecs, latlon):
+        vec = np.asarray(vec, dtype=np.float32)
+        rec.update(status="ok", stage="done", error=None, input_latlon=ll.tolist(),
+                   output_shape={"pooled": list(vec.shape)}, embedding_sha256=sha256_array(vec),
+                   geometry_wkt=req.spatial.geometry().wkt, centroid=list(req.spatial.centroid()),
+                   timings={"embed_s": per_item})
+        out[req.roi_id] = ({"pooled": vec}, rec)
+    return out

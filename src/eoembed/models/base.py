@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import ConfigError, WeightsError
+from eoembed.errors import ConfigError, ModelError, WeightsError
 from eoembed.items import Composite
+from eoembed.models.inputs import InputSpec
 from eoembed.specs import OutputSpec
 
 __all__ = ["Embedder", "ModelCard", "WeightsFile", "grid_cells", "pool_cells"]
@@ -45,53 +46,86 @@ class ModelCard:
     """Everything a user or the workflow needs to know about a model, as data.
 
     Attributes:
-        id: Registry id (``"spectral"``).
+        id: Registry id (``"galileo_nano"``).
         family: Model family; selects the conda env ``envs/<family>.yaml``.
-        kind: ``"on_the_fly"`` (runs on fetched imagery) or ``"precomputed"`` (reads a product).
+        kind: ``"on_the_fly"`` (runs on fetched imagery) or ``"location"`` (a location encoder:
+            embeds the ROI centre, nothing is fetched). Precomputed products have their own
+            :class:`~eoembed.products.base.ProductCard`.
         description: One sentence.
-        collection: Imagery collection the model expects.
-        bands: Input bands in the order the model consumes them.
-        wavelengths_nm: Central wavelength of each input band.
-        native_gsd_m: Ground sampling distance the model was trained at.
-        input_size: Input tile size in pixels (``None`` = any size).
-        temporal: ``"single"`` (one composite), ``"frames"`` (a time series) or ``"static"``.
-        frames: Default number of time frames the model wants.
+        inputs: One :class:`~eoembed.models.inputs.InputSpec` per modality (empty for location
+            encoders); the first is the primary one (its grid is the output grid).
         dims: Embedding dimension.
         outputs: Supported output modes (``"pooled"``, ``"grid"``).
         weights: Weights files (empty for weight-free models).
-        licence: Licence of the method/code.
-        citation: How to cite it.
-        url: Project page.
+        verified: How the implementation was checked: ``"oracle"`` (matches the original code's
+            output), ``"library"`` (matches a maintained library), ``"definition"`` (a weight-free
+            method tested against its definition) or ``"unverified"``.
+        variant: The size/variant of a model family that has several (``"nano"``).
+        grid_cell_tokens: Default grid cell, in tokens (``output.grid_cell_m`` overrides).
+        pool_cell_tokens: Cells (in tokens) whose reductions max pooling takes the maximum over.
+        licence, citation, url: Licence of the weights/method, how to cite, project page.
         mem_mb, runtime_min: Resource hints for schedulers (per embed job of one chunk).
+        notes: What is uncertain or differs from the original (shown by ``eoembed card``).
     """
 
     id: str
     family: str
     kind: str
     description: str
-    collection: str
-    bands: tuple[str, ...]
-    wavelengths_nm: tuple[float, ...]
-    native_gsd_m: float
-    input_size: int | None
-    temporal: str
-    frames: int
+    inputs: tuple[InputSpec, ...]
     dims: int
     outputs: tuple[str, ...]
     weights: tuple[WeightsFile, ...] = ()
+    verified: str = "unverified"
+    variant: str = ""
+    grid_cell_tokens: int = 1
+    pool_cell_tokens: int = 1
     licence: str = ""
     citation: str = ""
     url: str = ""
     mem_mb: int = 2000
     runtime_min: int = 30
+    notes: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("on_the_fly", "precomputed"):
-            raise ConfigError(f"ModelCard {self.id}: kind={self.kind!r}, allowed 'on_the_fly'/'precomputed'")
-        if self.temporal not in ("single", "frames", "static"):
-            raise ConfigError(f"ModelCard {self.id}: temporal={self.temporal!r}")
-        if len(self.wavelengths_nm) not in (0, len(self.bands)):
-            raise ConfigError(f"ModelCard {self.id}: wavelengths_nm must match bands")
+        if self.kind not in ("on_the_fly", "location"):
+            raise ConfigError(f"ModelCard {self.id}: kind={self.kind!r}, allowed 'on_the_fly'/'location'")
+        if self.verified not in ("oracle", "library", "definition", "unverified"):
+            raise ConfigError(f"ModelCard {self.id}: verified={self.verified!r}")
+        if self.kind == "on_the_fly" and not self.inputs:
+            raise ConfigError(f"ModelCard {self.id}: an on-the-fly model declares at least one input")
+
+    # -- views of the primary input, for listings and the API's default sensor
+    @property
+    def primary(self) -> InputSpec | None:
+        return self.inputs[0] if self.inputs else None
+
+    @property
+    def collection(self) -> str | None:
+        return self.primary.collections[0] if self.primary else None
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.primary.bands if self.primary else ()
+
+    @property
+    def native_gsd_m(self) -> float:
+        return self.primary.gsd_m if self.primary else float("nan")
+
+    @property
+    def frames(self) -> int:
+        return self.primary.time.max_frames if self.primary else 1
+
+    @property
+    def temporal(self) -> str:
+        if not self.primary:
+            return "static"
+        return "frames" if self.primary.time.max_frames > 1 else "single"
+
+    @property
+    def input_size(self) -> int | None:
+        sp = self.primary.space if self.primary else None
+        return sp.size if sp is not None and sp.kind == "fixed" else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,26 +168,42 @@ def resolve_device(device: str) -> str:
 
 
 class Embedder(ABC):
-    """Base class: builds once (weights loaded once per job), then embeds batches.
+    """Base class of on-the-fly models and location encoders.
 
-    Subclasses set :attr:`card` and :attr:`default_options`, and implement :meth:`embed_batch`.
+    A subclass declares :attr:`card` (or :attr:`cards`, one per variant) and implements
+    :meth:`forward` (a :class:`~eoembed.prep.ReadyBatch` -> :class:`~eoembed.prep.TokenGrid`) or, for
+    location encoders, :meth:`forward_locations`. Everything between a composite and a ready batch,
+    and between token grids and outputs, is the framework's (:mod:`eoembed.prep`); a model may
+    override :meth:`reduce_cells` when its features are statistics of a region, not token averages.
 
     Args:
         options: Model options from config; unknown keys are rejected.
-        device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
+        device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``), or ``"auto"``.
         weights_dir: Cache directory for weights (see :mod:`eoembed.weights`).
         allow_download: Whether missing weights may be downloaded.
         weights_paths: Explicit local paths per weights file name (from config).
         weights_pins: sha256 per weights file name, for files whose card pins none (from config).
+        variant: Which of :attr:`cards` (for model families with several sizes).
+        input_prep: How ROIs reach a fixed input size (:class:`~eoembed.prep.InputPrep`).
     """
 
     card: ClassVar[ModelCard]
+    cards: ClassVar[dict[str, ModelCard]] = {}
     default_options: ClassVar[dict[str, Any]] = {}
+    #: Pieces per forward pass (the config's batch size is in ROIs; tiles may make more pieces).
+    forward_batch: ClassVar[int] = 16
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu",
                  weights_dir: str | None = None, allow_download: bool = False,
                  weights_paths: dict[str, str] | None = None,
-                 weights_pins: dict[str, str] | None = None) -> None:
+                 weights_pins: dict[str, str] | None = None, variant: str | None = None,
+                 input_prep: Any = None) -> None:
+        from eoembed.prep import InputPrep
+
+        if variant is not None:
+            if variant not in self.cards:
+                raise ConfigError(f"{type(self).__name__}: variant={variant!r} unknown; allowed {sorted(self.cards)}")
+            self.card = self.cards[variant]
         opts = dict(self.default_options)
         unknown = sorted(set(options or {}) - set(opts))
         if unknown:
@@ -167,6 +217,11 @@ class Embedder(ABC):
         self.weights_paths = dict(weights_paths or {})
         self.weights_pins = dict(weights_pins or {})
         self.weights_sha256: dict[str, str] = {}
+        self.input_prep = input_prep if isinstance(input_prep, InputPrep) else InputPrep(**(input_prep or {}))
+        #: After :meth:`embed_outputs`: per item, the token grid (GridSpec) and cell size in tokens
+        #: of its grid output, so exports georeference every cell by its true footprint.
+        self.grid_info: list[tuple[Any, int] | None] = []
+        self.prep_used: list[str] = []
         self._loaded = False
 
     def load(self) -> None:
@@ -203,34 +258,130 @@ class Embedder(ABC):
         self.weights_sha256[name] = sha
         return path, sha
 
-    def cell_px(self, output: OutputSpec, composite: Composite) -> int:
-        """Grid cell size in pixels for grid output (``cell_m`` or the model's native cell)."""
-        if output.cell_m is not None:
-            return max(1, round(output.cell_m / composite.grid.res))
-        return self.native_cell_px()
+    # ------------------------------------------------------------------ model side
+    def inputs(self) -> tuple[InputSpec, ...]:
+        """The declared inputs, as this instance's options shape them (default: the card's)."""
+        return self.card.inputs
 
-    def native_cell_px(self) -> int:
-        """The model's native grid cell, in pixels. Default: one pixel."""
-        return 1
+    def forward(self, batch: Any) -> Any:
+        """Map a ready batch to a :class:`~eoembed.prep.TokenGrid` (on-the-fly models)."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def embed_batch(self, composites: list[Composite], output: OutputSpec) -> list[np.ndarray]:
-        """Embed a batch of composites.
+    def forward_locations(self, latlon: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` ``[lat, lon]`` degrees -> ``(N, dims)`` (location encoders)."""
+        raise NotImplementedError
 
-        Returns one float32 array per composite: ``(dims,)`` for pooled output, or
-        ``(dims, rows, cols)`` for grid output with cells of :meth:`cell_px` pixels
-        (NaN for cells without valid pixels).
+    def embed_requests(self, requests: list[Any], pooling: str = "mean", grid: bool = False,
+                       cell_m: float | None = None) -> dict[str, Any]:
+        """Location encoders: embed each request's centre (nothing is fetched)."""
+        from eoembed.pipeline import location_items
+
+        if self.card.kind != "location":
+            raise ModelError(f"model {self.card.id!r} runs on imagery; embed composites instead")
+        self.load()
+        return location_items(self, requests)
+
+    def reduce_cells(self, features: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+        """Reduce ``(D, h, w)`` tokens over square cells of ``k`` tokens -> ``(dims, rows, cols)``.
+
+        Default: the token-weighted mean (so pooling over the whole canvas is the mean of every
+        unmasked token). Models whose features are statistics of a region override this.
         """
-
-    def embed_outputs(self, composites: list[Composite], outputs: list[OutputSpec]) -> list[list[np.ndarray]]:
-        """Embed a batch once per requested output; models that can share work override this.
-
-        Returns one list per output spec, each as :meth:`embed_batch` returns it.
-        """
-        return [self.embed_batch(composites, out) for out in outputs]
+        return pool_cells(features, weight, k)
 
     def describe(self) -> dict[str, Any]:
         """Self-description stored with every embedding (card facts, options, weights sha256)."""
         return {"model": self.card.id, "family": self.card.family, "dims": self.card.dims,
+                "variant": self.card.variant, "verified": self.card.verified,
                 "options": self.options, "weights_sha256": dict(self.weights_sha256),
+                "input_prep": self.input_prep.to_dict(),
                 "licence": self.card.licence, "citation": self.card.citation}
+
+    # ------------------------------------------------------------------ framework side
+    def embed_batch(self, composites: list[Any], output: OutputSpec) -> list[np.ndarray]:
+        """Embed composites for one output spec (see :meth:`embed_outputs`)."""
+        return self.embed_outputs(composites, [output])[0]
+
+    def embed_outputs(self, composites: list[Any], outputs: list[OutputSpec]) -> list[list[np.ndarray]]:
+        """Embed a batch once and reduce it for every requested output.
+
+        Args:
+            composites: One :class:`~eoembed.items.Composite` per ROI (or a dict modality ->
+                composite on one grid, for multi-modal models).
+            outputs: Output specs.
+
+        Returns:
+            One list per output: ``(dims,)`` pooled vectors or ``(dims, rows, cols)`` grids (NaN
+            where a cell has no token). :attr:`grid_info` holds each item's token grid.
+        """
+        from eoembed.prep import batches, pieces_for
+
+        self.load()
+        inputs = self.inputs()
+        specs = {s.modality: s for s in inputs}
+        primary = inputs[0]
+        pieces, canvases, self.prep_used = [], [], []
+        for i, comp in enumerate(composites):
+            comps = comp if isinstance(comp, dict) else {primary.modality: comp}
+            for spec in inputs:
+                self._check_time(comps[spec.modality], spec)
+            pcs, canvas, mode = pieces_for(i, comps, primary, self.input_prep)
+            pieces += pcs
+            canvases.append(canvas)
+            self.prep_used.append(mode)
+        wavelengths = _wavelengths(inputs, composites)
+        for chunk, batch in batches(pieces, specs, self.forward_batch, wavelengths):
+            tokens = self.forward(batch)
+            for k, pc in enumerate(chunk):
+                canvases[pc.item].add(tokens.features[k], tokens.weight[k], pc.row, pc.col)
+        results: list[list[np.ndarray]] = [[] for _ in outputs]
+        self.grid_info = []
+        for i, canvas in enumerate(canvases):
+            feats, weight = canvas.result()
+            if not (weight > 0).any():
+                raise ModelError(f"{self.card.id}: no valid token for item {i} (all pixels invalid?)")
+            info = None
+            for k, out in enumerate(outputs):
+                if out.mode == "pooled" and out.pooling == "mean":
+                    vec = self.reduce_cells(feats, weight, max(feats.shape[1:]))[:, 0, 0]
+                elif out.mode == "pooled":
+                    cells = self.reduce_cells(feats, weight, self.card.pool_cell_tokens)
+                    flat = cells.reshape(cells.shape[0], -1)
+                    finite = np.isfinite(flat)
+                    vec = np.where(finite.any(axis=1), np.where(finite, flat, -np.inf).max(axis=1), np.nan)
+                else:
+                    token_m = abs(canvas.grid.res)
+                    cell = (self.card.grid_cell_tokens if out.cell_m is None
+                            else max(1, round(out.cell_m / token_m)))
+                    vec = self.reduce_cells(feats, weight, cell)
+                    info = (canvas.grid, cell)
+                results[k].append(np.asarray(vec, dtype=np.float32))
+            self.grid_info.append(info)
+        return results
+
+    def _check_time(self, comp: Composite, spec: InputSpec) -> None:
+        t, n = spec.time, comp.data.shape[0]
+        if not t.min_frames <= n <= t.max_frames:
+            raise ModelError(f"{self.card.id}: input {spec.modality!r} got {n} frame(s); the model takes "
+                             f"{t.describe()} (set the sensor's frames)")
+        if t.monthly:
+            from eoembed.models.inputs import _frames_are_months
+
+            if not _frames_are_months(comp.frame_bounds):
+                lengths = [(b - a).days for a, b in comp.frame_bounds]
+                raise ModelError(f"{self.card.id}: needs calendar-month frames; got {n} frame(s) of {lengths} days "
+                                 "(set frames to the number of months in the window)")
+
+
+def _wavelengths(inputs: tuple[InputSpec, ...], composites: list[Any]) -> dict[str, dict[str, float | None]]:
+    """Central wavelengths of each modality's bands, from the composites' collections."""
+    from eoembed.collections import COLLECTIONS
+
+    out: dict[str, dict[str, float | None]] = {}
+    if not composites:
+        return out
+    first = composites[0] if isinstance(composites[0], dict) else {inputs[0].modality: composites[0]}
+    for spec in inputs:
+        coll = COLLECTIONS.get(first[spec.modality].collection)
+        out[spec.modality] = dict(coll.wavelengths_nm) if coll else {}
+    return out

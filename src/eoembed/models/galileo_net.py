@@ -241,6 +241,20 @@ class GalileoEncoder(nn.Module):
         total = torch.where(valid[..., None], x, 0.0).sum(1)
         return total / valid.sum(1, keepdim=True).to(x.dtype)
 
+    def token_sums(self, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        """Per patch: ``(mean [B, H/p, W/p, D], count [B, H/p, W/p])`` of the unmasked space-time tokens.
+
+        ``count``-weighted averaging of the means over patches gives :meth:`pooled` exactly when only
+        space-time groups are unmasked (the original ``average_tokens``). Args as :meth:`forward`.
+        """
+        out = self.forward(*args, **kwargs)
+        (b, h, w), d = out.s_t_x.shape[:3], self.embedding_size
+        x = out.s_t_x.reshape(b, h, w, -1, d)
+        keep = (~out.s_t_m.reshape(b, h, w, -1)).to(x.dtype)
+        count = keep.sum(3)
+        mean = (x * keep[..., None]).sum(3) / count.clamp_min(1)[..., None]
+        return mean, count
+
     def token_grid(self, *args: Any, include_other_modalities: bool = False, **kwargs: Any) -> Tensor:
         """Per-patch embedding ``[B, H/p, W/p, D]``.
 
@@ -322,78 +336,3 @@ def encode_pooled(model: GalileoEncoder, inputs: dict[str, np.ndarray], patch_si
     if not outs:
         return np.zeros((0, model.embedding_size), np.float32)
     return np.concatenate(outs, 0).astype(np.float32)
-
-
-def _canonical_s2(name: str) -> str:
-    """``B02`` -> ``B2``, ``b8a`` -> ``B8A``; raises ValueError for non Sentinel-2 names."""
-    up = name.strip().upper()
-    if up == "B8A":
-        return up
-    if up[:1] == "B" and up[1:].isdigit() and 1 <= int(up[1:]) <= 12:
-        return f"B{int(up[1:])}"
-    raise ValueError(f"not a Sentinel-2 band name: {name!r}")
-
-
-def pack_inputs(s2: np.ndarray, s2_bands: list[str], months: np.ndarray, norm: dict[str, Any],
-                s1: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Build normalised Galileo inputs and group masks from Sentinel-2 (and optionally S1).
-
-    NDVI is ``(B8 - B4) / (B8 + B4)`` on raw values (0 where the sum is <= 0), left
-    unnormalised like in the published pipeline; other bands get ``(x - shift) / div`` from
-    :func:`load_normalization`. Mask granularity is (pixel, time step, group): a group is
-    masked where any of its bands is NaN (NDVI where B4 or B8 is), and everywhere when one
-    of its bands is not supplied (B1, B9, B10 are ignored). Missing values are set to 0.
-    :func:`encode_pooled` then masks a patch token if any of its pixels is masked. S1
-    (``[B, H, W, T, 2]`` VV, VH in dB) is masked entirely when ``s1`` is None; the space,
-    time and static inputs are always zeros with mask 1.
-
-    Args:
-        s2: ``[B, H, W, T, C]`` reflectance x 10000, NaN where missing.
-        s2_bands: Names of the ``C`` bands (``B02``..``B12``, ``B8A``; ``B2`` also accepted).
-        months: ``[B, T]`` or ``[T]`` month of each time step, 0 = January.
-        norm: Output of :func:`load_normalization`.
-        s1: Optional Sentinel-1 backscatter in dB.
-
-    Returns:
-        Dict with float32 arrays for :data:`INPUT_KEYS` (``months`` int64).
-    """
-    s2 = np.asarray(s2, dtype=np.float64)
-    if s2.ndim != 5 or s2.shape[-1] != len(s2_bands):
-        raise ValueError(f"s2 must be [B, H, W, T, {len(s2_bands)}], got {s2.shape}")
-    b, h, w, t, _ = s2.shape
-    shift, div = norm["space_time"]["shift"], norm["space_time"]["div"]
-    raw = np.full((b, h, w, t, len(SPACE_TIME_BANDS)), np.nan)
-    present = np.zeros(len(SPACE_TIME_BANDS), dtype=bool)
-    for i, name in enumerate(s2_bands):
-        canon = _canonical_s2(name)
-        if canon in SPACE_TIME_BANDS[2:12]:
-            raw[..., SPACE_TIME_BANDS.index(canon)], present[SPACE_TIME_BANDS.index(canon)] = s2[..., i], True
-    if s1 is not None:
-        s1 = np.asarray(s1, dtype=np.float64)
-        if s1.shape != (b, h, w, t, 2):
-            raise ValueError(f"s1 must be {(b, h, w, t, 2)}, got {s1.shape}")
-        raw[..., :2], present[:2] = s1, True
-    if present[4] and present[8]:
-        red, nir = raw[..., 4], raw[..., 8]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            raw[..., 12] = np.where(nir + red > 0, (nir - red) / (nir + red), 0.0)
-        raw[..., 12][np.isnan(red) | np.isnan(nir)] = np.nan
-        present[12] = True
-    s_t_m = np.ones((b, h, w, t, len(SPACE_TIME_GROUPS)), dtype=np.float32)
-    for g, idx in enumerate(SPACE_TIME_GROUPS.values()):
-        if present[idx].all():
-            s_t_m[..., g] = np.isnan(raw[..., idx]).any(-1)
-    s_t_x = np.nan_to_num((raw - shift) / div, nan=0.0).astype(np.float32)
-    months = np.broadcast_to(np.asarray(months, dtype=np.int64), (b, t)).copy()
-    if months.min(initial=0) < 0 or months.max(initial=0) > 11:
-        raise ValueError("months must be in 0..11 (0 = January)")
-    return {
-        "s_t_x": s_t_x, "s_t_m": s_t_m,
-        "sp_x": np.zeros((b, h, w, len(SPACE_BANDS)), np.float32),
-        "sp_m": np.ones((b, h, w, len(SPACE_GROUPS)), np.float32),
-        "t_x": np.zeros((b, t, len(TIME_BANDS)), np.float32),
-        "t_m": np.ones((b, t, len(TIME_GROUPS)), np.float32),
-        "st_x": np.zeros((b, len(STATIC_BANDS)), np.float32),
-        "st_m": np.ones((b, len(STATIC_GROUPS)), np.float32),
-        "months": months,
-    }

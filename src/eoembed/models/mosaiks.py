@@ -27,11 +27,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.collections import S2_BANDS, SENTINEL2_L2A, STACK_SCALE
-from eoembed.errors import ConfigError, ModelError
-from eoembed.items import Composite
-from eoembed.models.base import Embedder, ModelCard, pool_cells
-from eoembed.specs import OutputSpec
+from eoembed.collections import S2_BANDS, STACK_SCALE
+from eoembed.errors import ConfigError
+from eoembed.models.base import Embedder, ModelCard
+from eoembed.models.inputs import BandNorm, InputSpec, TimePolicy
 
 __all__ = ["BAND_MEAN", "BAND_STD", "MosaiksEmbedder", "random_filters"]
 
@@ -78,6 +77,14 @@ def _int_option(name: str, value: Any, lo: int, hi: int, odd: bool = False) -> i
     return value
 
 
+S2_INPUT = InputSpec(
+    modality="s2", collections=("sentinel-2-l2a",), bands=S2_BANDS,
+    # standardised reflectance: (DN x 1e-4 - mean) / std == (DN - 1e4 mean) / (1e4 std)
+    norm=tuple(BandNorm(m / STACK_SCALE, s / STACK_SCALE) for m, s in zip(BAND_MEAN, BAND_STD)),
+    gsd_m=10.0, time=TimePolicy(1, 1), missing="mask",
+    norm_source="SSL4EO-S12 L2A band statistics (Wang et al. 2023), rounded to 1e-4 reflectance")
+
+
 class MosaiksEmbedder(Embedder):
     """MOSAIKS random convolutional features (see the module docstring).
 
@@ -89,27 +96,12 @@ class MosaiksEmbedder(Embedder):
     """
 
     card: ClassVar[ModelCard] = ModelCard(
-        id="mosaiks",
-        family="baselines",
-        kind="on_the_fly",
+        id="mosaiks", family="baselines", kind="on_the_fly",
         description="MOSAIKS: masked average of ReLU responses to seeded random convolutional "
                     "filters (weight-free).",
-        collection="sentinel-2-l2a",
-        bands=S2_BANDS,
-        wavelengths_nm=tuple(float(SENTINEL2_L2A.wavelengths_nm[b]) for b in S2_BANDS),
-        native_gsd_m=10.0,
-        input_size=None,
-        temporal="single",
-        frames=1,
-        dims=512,
-        outputs=("pooled", "grid"),
-        weights=(),
-        licence="Apache-2.0",
-        citation=_CITATION,
-        url="https://www.mosaiks.org",
-        mem_mb=4000,
-        runtime_min=30,
-    )
+        inputs=(S2_INPUT,), dims=512, outputs=("pooled", "grid"), verified="definition",
+        grid_cell_tokens=NATIVE_CELL_PX, licence="Apache-2.0", citation=_CITATION,
+        url="https://www.mosaiks.org", mem_mb=4000, runtime_min=30)
     default_options: ClassVar[dict[str, Any]] = {"num_filters": 256, "kernel_size": 3,
                                                  "bias": 1.0, "seed": 0}
 
@@ -131,10 +123,6 @@ class MosaiksEmbedder(Embedder):
         """Embedding dimension for the current options: ``2 * num_filters``."""
         return 2 * self.options["num_filters"]
 
-    def native_cell_px(self) -> int:
-        """Native grid cell: 8 x 8 pixels."""
-        return NATIVE_CELL_PX
-
     def _load(self) -> None:
         o = self.options
         self._filters = random_filters(o["num_filters"], len(self.card.bands), o["kernel_size"],
@@ -146,22 +134,6 @@ class MosaiksEmbedder(Embedder):
         d["dims"] = self.dims
         return d
 
-    def _inputs(self, comp: Composite) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised ``(C, y, x)`` input (0 where unused) and the ``(y, x)`` use mask."""
-        if comp.data.shape[0] != 1:
-            raise ModelError(f"model 'mosaiks' needs a single composite (sensor option frames=1); "
-                             f"got a composite with frames={comp.data.shape[0]}")
-        missing = [b for b in self.card.bands if b not in comp.bands]
-        if missing:
-            raise ModelError(f"model 'mosaiks' needs band(s) {missing}, missing from the composite "
-                             f"(bands: {list(comp.bands)})")
-        use = comp.valid[0] & comp.roi_mask
-        refl = comp.band_data(self.card.bands)[0].astype(np.float32) * np.float32(STACK_SCALE)
-        mean = np.asarray(BAND_MEAN, np.float32)[:, None, None]
-        std = np.asarray(BAND_STD, np.float32)[:, None, None]
-        x = np.where(use[None], (refl - mean) / std, np.float32(0)).astype(np.float32)
-        return x, use
-
     def _responses(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 2K, y, x)`` ReLU maps of a ``(B, C, y, x)`` batch."""
         import torch
@@ -171,41 +143,18 @@ class MosaiksEmbedder(Embedder):
         bias = self.options["bias"]
         return torch.cat([F.relu(conv - bias), F.relu(-conv - bias)], dim=1)
 
-    def embed_batch(self, composites: list[Composite], output: OutputSpec) -> list[np.ndarray]:
-        """Embed composites: ``(2K,)`` pooled or ``(2K, rows, cols)`` grid float32 arrays.
-
-        Composites of equal size run together as one batch (split to bound memory).
-        """
+    def forward(self, batch):
+        """Per-pixel tokens: the ``2K`` ReLU maps of the standardised input (masked pixels hold 0,
+        the band mean, and get weight 0). Sub-batched to bound memory."""
         import torch
 
-        with torch.no_grad():
-            return self._embed(composites, output, torch)
+        from eoembed.prep import TokenGrid
 
-    def _embed(self, composites: list[Composite], output: OutputSpec, torch) -> list[np.ndarray]:
-        self.load()
-        prepared = [self._inputs(c) for c in composites]
-        results: list[np.ndarray | None] = [None] * len(composites)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, (x, _) in enumerate(prepared):
-            groups.setdefault(x.shape[1:], []).append(i)
-        for (h, w), members in groups.items():
-            per_batch = max(1, _MAX_ELEMENTS // (2 * self.dims * h * w))
-            for s in range(0, len(members), per_batch):
-                idx = members[s:s + per_batch]
-                x = torch.from_numpy(np.stack([prepared[i][0] for i in idx])).to(self.device)
-                use = torch.from_numpy(np.stack([prepared[i][1] for i in idx])).to(self.device)
-                maps = self._responses(x)
-                for j, i in enumerate(idx):
-                    results[i] = self._reduce(maps[j], use[j], output, composites[i])
-        return results  # type: ignore[return-value]
-
-    def _reduce(self, maps: torch.Tensor, use: torch.Tensor, output: OutputSpec,
-                comp: Composite) -> np.ndarray:
-        """Pool one ``(2K, y, x)`` response stack over the used pixels."""
-        if output.mode == "grid":
-            return pool_cells(maps.cpu().numpy(), use.cpu().numpy(), self.cell_px(output, comp))
-        if not bool(use.any()):
-            return np.full(self.dims, np.nan, dtype=np.float32)
-        flat = maps.flatten(1)[:, use.flatten()]
-        pooled = flat.amax(dim=1) if output.pooling == "max" else flat.mean(dim=1)
-        return pooled.cpu().numpy().astype(np.float32)
+        x, missing = batch.x["s2"][:, 0], batch.mask["s2"][:, 0]  # (B, C, H, W), (B, H, W)
+        b, _, h, w = x.shape
+        per = max(1, _MAX_ELEMENTS // (2 * self.dims * h * w))
+        out = []
+        with torch.inference_mode():
+            for s in range(0, b, per):
+                out.append(self._responses(torch.from_numpy(x[s:s + per]).to(self.device)).cpu().numpy())
+        return TokenGrid(np.concatenate(out), (~missing).astype(np.float32))

@@ -12,8 +12,6 @@ This module only depends on torch and numpy and loads the published checkpoint's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -41,12 +39,6 @@ GROUP_INDICES: dict[str, list[int]] = {
     name: [CHANNELS.index(c) for c in chans] for name, chans in CHANNEL_GROUPS.items()
 }
 S2_CHANNELS: tuple[str, ...] = CHANNELS[2:12]
-#: Published normalisation ``(x + shift) / scale`` as ``(shift, scale)`` per channel.
-NORMALISATION: dict[str, tuple[float, float]] = {
-    "VV": (25.0, 25.0), "VH": (25.0, 25.0), **{b: (0.0, 10000.0) for b in S2_CHANNELS},
-    "temperature_2m": (-272.15, 35.0), "total_precipitation": (0.0, 0.03),
-    "elevation": (0.0, 2000.0), "slope": (0.0, 50.0), "NDVI": (0.0, 1.0),
-}
 DW_NUM_CLASSES = 9
 DW_MISSING = 9  #: Dynamic World value meaning "no class available".
 
@@ -298,92 +290,44 @@ def encode(model: PrestoEncoder, x, dynamic_world, latlons, mask, month,
     return out.numpy()
 
 
-def normalise_s2(reflectance_x10000):
-    """Sentinel-2 reflectance scaled by 10000 (L2A digital numbers) to Presto's ``x / 10000``."""
-    return np.asarray(reflectance_x10000, dtype=np.float32) / np.float32(10000.0)
+def layout_inputs(s2: np.ndarray, ndvi: np.ndarray, missing: np.ndarray, months: np.ndarray,
+                  latlons: np.ndarray) -> dict[str, np.ndarray]:
+    """Place already-normalised Sentinel-2 channels into Presto's 17-channel layout.
 
-
-def _canonical_band(name: str) -> str:
-    name = name.upper()
-    return "B" + str(int(name[1:])) if name[1:].isdigit() else name
-
-
-def pack_inputs(s2: np.ndarray, s2_bands: Sequence[str], months: np.ndarray, latlons: np.ndarray,
-                s1: np.ndarray | None = None, era5: np.ndarray | None = None,
-                srtm: np.ndarray | None = None,
-                dynamic_world: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Build Presto's normalised ``x``, ``mask`` and ``dynamic_world`` for ``N`` pixels.
+    The framework (:mod:`eoembed.prep`) has selected, scaled and normalised the bands and derived
+    NDVI as the model card declares; this only arranges them: S2 in channels 2..11, NDVI in 16,
+    S1 / ERA5 / SRTM masked (not fetched), Dynamic World "missing".
 
     Args:
-        s2: ``[N, T, len(s2_bands)]`` reflectance x 10000, NaN where missing (cloud, no data).
-            A pixel-timestep with NaN in any used band is masked for all S2 channels and NDVI.
-        s2_bands: Band names (``B02``..``B12``, ``B8A``; ``B2`` style also accepted). Presto
-            bands absent here are masked; other bands (``B01``, ``B09``) are ignored.
-        months: Month index (0 = January) of every timestep, ``[T]`` or ``[N, T]``; the
-            timesteps must be consecutive calendar months (Presto's monthly composites).
-        latlons: ``[N, 2]`` as ``[lat, lon]`` in degrees.
-        s1: Optional ``[N, T, 2]`` VV, VH backscatter in dB (NaN = missing).
-        era5: Optional ``[N, T, 2]`` temperature_2m (K), total_precipitation (m).
-        srtm: Optional ``[N, 2]`` elevation (m), slope (degrees).
-        dynamic_world: Optional ``[N, T]`` classes 0..8 (9 = missing; the default).
+        s2: ``[N, T, 10]`` normalised B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12.
+        ndvi: ``[N, T]`` NDVI.
+        missing: ``[N, T]`` bool, True where the pixel-timestep is missing (every S2 channel and
+            NDVI are then masked; the encoder drops those tokens).
+        months: ``[T]`` or ``[N, T]`` month of each timestep (0 = January), consecutive months.
+        latlons: ``[N, 2]`` as ``[lat, lon]`` degrees.
 
     Returns:
-        ``x`` float32 ``[N, T, 17]`` (0 where masked), ``mask`` float32 ``[N, T, 17]`` (1 =
-        missing), ``dynamic_world`` int64 ``[N, T]``, ``latlons`` float32 ``[N, 2]`` and
-        ``month`` int64 ``[N]`` (start month).
+        ``x`` float32 ``[N, T, 17]`` (0 where masked), ``mask`` float32 ``[N, T, 17]`` (1 = missing),
+        ``dynamic_world`` int64 ``[N, T]``, ``latlons`` float32 ``[N, 2]``, ``month`` int64 ``[N]``.
     """
-    s2 = np.asarray(s2, dtype=np.float64)
-    if s2.ndim != 3 or s2.shape[2] != len(s2_bands):
-        raise ValueError(f"s2 must be [N, T, {len(s2_bands)}], got {s2.shape}")
-    n, t, _ = s2.shape
-    raw = np.full((n, t, len(CHANNELS)), np.nan)
-    band_pos = {_canonical_band(b): i for i, b in enumerate(s2_bands)}
-    used = [b for b in S2_CHANNELS if b in band_pos]
-    for b in used:
-        raw[:, :, CHANNELS.index(b)] = s2[:, :, band_pos[b]]
-    if used:
-        invalid = np.isnan(raw[:, :, [CHANNELS.index(b) for b in used]]).any(axis=-1)
-        raw[invalid] = np.nan  # only S2 columns are filled so far
-    if "B8" in band_pos and "B4" in band_pos:
-        nir, red = raw[:, :, CHANNELS.index("B8")], raw[:, :, CHANNELS.index("B4")]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ndvi = np.where(nir + red > 0, (nir - red) / (nir + red), 0.0)
-        raw[:, :, CHANNELS.index("NDVI")] = np.where(np.isnan(nir) | np.isnan(red), np.nan, ndvi)
-    for arr, names, shape in ((s1, ("VV", "VH"), (n, t, 2)),
-                              (era5, ("temperature_2m", "total_precipitation"), (n, t, 2)),
-                              (srtm, ("elevation", "slope"), (n, 2))):
-        if arr is None:
-            continue
-        arr = np.asarray(arr, dtype=np.float64)
-        if arr.shape != shape:
-            raise ValueError(f"{names} input must have shape {shape}, got {arr.shape}")
-        if arr.ndim == 2:
-            arr = np.broadcast_to(arr[:, None, :], (n, t, 2))
-        raw[:, :, [CHANNELS.index(c) for c in names]] = arr
-    shift, scale = np.array([NORMALISATION[c] for c in CHANNELS]).T
-    missing = np.isnan(raw)
-    x = np.where(missing, 0.0, (raw + shift) / scale).astype(np.float32)
-
-    if dynamic_world is None:
-        dw = np.full((n, t), DW_MISSING, dtype=np.int64)
-    else:
-        dw = np.asarray(dynamic_world, dtype=np.int64)
-        if dw.shape != (n, t) or dw.min(initial=0) < 0 or dw.max(initial=0) > DW_MISSING:
-            raise ValueError("dynamic_world must be [N, T] with classes in 0..9")
-    months = np.asarray(months, dtype=np.int64)
-    if months.shape == (t,):
-        months = np.broadcast_to(months, (n, t))
-    if months.shape == (n, t):
-        expected = (months[:, :1] + np.arange(t)) % 12
-        if not np.array_equal(months, expected):
-            raise ValueError("months must be consecutive calendar months (0 = January)")
-        start = months[:, 0].copy()
-    else:
-        raise ValueError(f"months must be [T] or [N, T], got {months.shape}")
-    if start.size and (start.min() < 0 or start.max() > 11):
+    s2 = np.asarray(s2, dtype=np.float32)
+    n, t, c = s2.shape
+    if c != len(S2_CHANNELS) or np.shape(ndvi) != (n, t) or np.shape(missing) != (n, t):
+        raise ValueError(f"s2 must be [N, T, {len(S2_CHANNELS)}] with ndvi and missing [N, T]; got "
+                         f"{s2.shape}, {np.shape(ndvi)}, {np.shape(missing)}")
+    x = np.zeros((n, t, len(CHANNELS)), np.float32)
+    mask = np.ones((n, t, len(CHANNELS)), np.float32)
+    s2_idx = [CHANNELS.index(b) for b in S2_CHANNELS] + [CHANNELS.index("NDVI")]
+    miss = np.asarray(missing, dtype=bool)
+    x[:, :, s2_idx] = np.where(miss[..., None], 0.0, np.concatenate([s2, np.asarray(ndvi)[..., None]], -1))
+    mask[:, :, s2_idx] = miss[..., None].astype(np.float32)
+    months = np.broadcast_to(np.asarray(months, dtype=np.int64), (n, t))
+    if t and not np.array_equal(months, (months[:, :1] + np.arange(t)) % 12):
+        raise ValueError("months must be consecutive calendar months (0 = January)")
+    if months.size and (months.min() < 0 or months.max() > 11):
         raise ValueError("months must lie in 0..11 (0 = January)")
     ll = np.asarray(latlons, dtype=np.float32)
     if ll.shape != (n, 2):
         raise ValueError(f"latlons must be [N, 2] as [lat, lon], got {ll.shape}")
-    return {"x": x, "mask": missing.astype(np.float32), "dynamic_world": dw,
-            "latlons": ll, "month": start}
+    return {"x": x, "mask": mask, "dynamic_world": np.full((n, t), DW_MISSING, np.int64),
+            "latlons": ll, "month": months[:, 0].copy() if t else np.zeros(n, np.int64)}

@@ -12,14 +12,15 @@ from typing import Any
 from eoembed.errors import UnknownModelError
 from eoembed.models.base import Embedder, ModelCard
 
-#: model id -> "module:Class"
+#: model id -> "module:Class" or "module:Class@variant" (sizes of one model are data on one class)
 MODELS: dict[str, str] = {
     "spectral": "eoembed.models.spectral:SpectralEmbedder",
     "mosaiks": "eoembed.models.mosaiks:MosaiksEmbedder",
     "presto": "eoembed.models.presto:PrestoEmbedder",
-    "galileo_nano": "eoembed.models.galileo:GalileoNano",
-    "galileo_tiny": "eoembed.models.galileo:GalileoTiny",
-    "galileo_base": "eoembed.models.galileo:GalileoBase",
+    "galileo_nano": "eoembed.models.galileo:Galileo@nano",
+    "galileo_tiny": "eoembed.models.galileo:Galileo@tiny",
+    "galileo_base": "eoembed.models.galileo:Galileo@base",
+    "geoclip": "eoembed.models.geoclip:GeoCLIP",
     "gse": "eoembed.products.gse:GoogleSatelliteEmbedding",
     "tessera": "eoembed.products.tessera:Tessera",
     "esd": "eoembed.products.esd:EmbeddedSeamlessData",
@@ -36,21 +37,35 @@ def model_ids() -> list[str]:
     return sorted(MODELS)
 
 
-def embedder_class(model_id: str) -> type[Embedder]:
-    """Import and return the :class:`Embedder` subclass registered as ``model_id``."""
+def _resolve(model_id: str) -> tuple[type, str | None]:
     try:
         target = MODELS[model_id]
     except KeyError:
         raise UnknownModelError(f"unknown model {model_id!r}; available: {model_ids()}") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    module, _, rest = target.partition(":")
+    cls, _, variant = rest.partition("@")
+    return getattr(importlib.import_module(module), cls), (variant or None)
+
+
+def embedder_class(model_id: str) -> type[Embedder]:
+    """Import and return the class registered as ``model_id`` (a model or a product)."""
+    return _resolve(model_id)[0]
 
 
 def get_card(model_id: str) -> ModelCard:
-    """The :class:`ModelCard` of ``model_id``."""
-    return embedder_class(model_id).card
+    """The card of ``model_id`` (a :class:`ModelCard`, or a product's card)."""
+    cls, variant = _resolve(model_id)
+    return cls.cards[variant] if variant else cls.card
 
 
 def create(model_id: str, options: dict[str, Any] | None = None, **kwargs: Any) -> Embedder:
-    """Instantiate ``model_id`` with validated ``options`` (weights are loaded by ``.load()``)."""
-    return embedder_class(model_id)(options, **kwargs)
+    """Instantiate ``model_id`` with validated ``options`` (weights are loaded by ``.load()``).
+
+    Keyword arguments a product does not take (``input_prep``) are dropped for products.
+    """
+    cls, variant = _resolve(model_id)
+    if variant:
+        kwargs["variant"] = variant
+    if get_card(model_id).kind == "precomputed":
+        kwargs.pop("input_prep", None)
+    return cls(options, **kwargs)

@@ -32,12 +32,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from eoembed.collections import S2_BANDS, SENTINEL2_L2A, STACK_SCALE
+from eoembed.collections import S2_BANDS, STACK_SCALE
 from eoembed.composite import nan_quantiles
-from eoembed.errors import ModelError
-from eoembed.items import Composite
 from eoembed.models.base import Embedder, ModelCard, grid_cells
-from eoembed.specs import OutputSpec
+from eoembed.models.inputs import BandNorm, Derived, InputSpec, TimePolicy
 
 __all__ = ["BAND_STATS", "INDEX_STATS", "INDICES", "SpectralEmbedder", "feature_names"]
 
@@ -96,85 +94,47 @@ def _stats(values: np.ndarray) -> np.ndarray:
     return np.concatenate([bands.reshape(-1, *rest), idx.reshape(-1, *rest)], axis=0)
 
 
+S2_INPUT = InputSpec(
+    modality="s2", collections=("sentinel-2-l2a",), bands=S2_BANDS,
+    norm=tuple(BandNorm(0.0, 1.0 / STACK_SCALE) for _ in S2_BANDS),  # stack units -> reflectance
+    derived=tuple(Derived(name, pair, stage="normalised", zero_den=float("nan"), den="nonzero")
+                  for name, pair in INDICES.items()),
+    gsd_m=10.0, time=TimePolicy(1, 1), missing="mask",
+    norm_source="surface reflectance = L2A DN x 1e-4 (ESA L2A product definition)")
+
+
 class SpectralEmbedder(Embedder):
-    """Weight-free spectral statistics baseline (see the module docstring for the features)."""
+    """Weight-free spectral statistics baseline (see the module docstring for the features).
+
+    The framework hands it reflectances and the five indices per pixel; its tokens are pixels and
+    :meth:`reduce_cells` computes the statistics of each region the framework asks for (the whole ROI
+    for pooled output, the cells of a grid).
+    """
 
     card: ClassVar[ModelCard] = ModelCard(
-        id="spectral",
-        family="baselines",
-        kind="on_the_fly",
+        id="spectral", family="baselines", kind="on_the_fly",
         description="Per-band reflectance statistics and NDVI/NDWI/NBR/NDBI/NDMI statistics over "
                     "valid pixels: a published-standard, weight-free baseline.",
-        collection="sentinel-2-l2a",
-        bands=S2_BANDS,
-        wavelengths_nm=tuple(float(SENTINEL2_L2A.wavelengths_nm[b]) for b in S2_BANDS),
-        native_gsd_m=10.0,
-        input_size=None,
-        temporal="single",
-        frames=1,
-        dims=len(feature_names()),
-        outputs=("pooled", "grid"),
-        weights=(),
-        licence="Apache-2.0",
-        citation=_CITATION,
-        mem_mb=2000,
-        runtime_min=10,
-    )
+        inputs=(S2_INPUT,), dims=len(feature_names()), outputs=("pooled", "grid"), verified="definition",
+        grid_cell_tokens=NATIVE_CELL_PX, pool_cell_tokens=NATIVE_CELL_PX,
+        licence="Apache-2.0", citation=_CITATION, mem_mb=2000, runtime_min=10)
     default_options: ClassVar[dict] = {}
     feature_names = staticmethod(feature_names)
+    forward_batch: ClassVar[int] = 64
 
-    def native_cell_px(self) -> int:
-        """Native grid cell: 8 x 8 pixels."""
-        return NATIVE_CELL_PX
+    def forward(self, batch):
+        """Per-pixel tokens: the 17 values (reflectances + indices), NaN and weight 0 where missing."""
+        from eoembed.prep import TokenGrid
 
-    def pixel_features(self, comp: Composite) -> tuple[np.ndarray, np.ndarray]:
-        """Per-pixel ``(17, y, x)`` reflectances + indices and the ``(y, x)`` use mask.
+        x, missing = batch.x["s2"][:, 0], batch.mask["s2"][:, 0]  # (B, 17, H, W), (B, H, W)
+        feats = np.where(missing[:, None], np.nan, x).astype(np.float64)
+        return TokenGrid(feats, (~missing).astype(np.float32))
 
-        Raises:
-            ModelError: the composite has more than one frame or lacks a band.
-        """
-        if comp.data.shape[0] != 1:
-            raise ModelError(f"model 'spectral' needs a single composite (sensor option frames=1); "
-                             f"got a composite with frames={comp.data.shape[0]}")
-        missing = [b for b in self.card.bands if b not in comp.bands]
-        if missing:
-            raise ModelError(f"model 'spectral' needs band(s) {missing}, missing from the composite "
-                             f"(bands: {list(comp.bands)})")
-        use = comp.valid[0] & comp.roi_mask
-        refl = comp.band_data(self.card.bands)[0].astype(np.float64) * STACK_SCALE
-        index = []
-        for a, b in INDICES.values():
-            ra, rb = refl[self.card.bands.index(a)], refl[self.card.bands.index(b)]
-            den = ra + rb
-            with np.errstate(invalid="ignore", divide="ignore"):
-                index.append(np.where(den != 0, (ra - rb) / np.where(den != 0, den, 1), np.nan))
-        feats = np.concatenate([refl, np.stack(index)], axis=0)
-        feats[:, ~use] = np.nan
-        return feats, use
-
-    def _grid(self, feats: np.ndarray, cell_px: int) -> np.ndarray:
-        """``(70, rows, cols)`` statistics per cell of ``cell_px`` pixels."""
+    def reduce_cells(self, features: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+        """``(70, rows, cols)`` statistics of the valid pixels of each cell of ``k`` pixels."""
+        feats = np.where(weight[None] > 0, features.astype(np.float64), np.nan)
         c, h, w = feats.shape
-        rows, cols = grid_cells(h, w, cell_px)
-        padded = np.pad(feats, ((0, 0), (0, rows * cell_px - h), (0, cols * cell_px - w)),
-                        constant_values=np.nan)
-        cells = padded.reshape(c, rows, cell_px, cols, cell_px).transpose(2, 4, 0, 1, 3)
-        return _stats(cells.reshape(cell_px * cell_px, c, rows, cols))
-
-    def embed_batch(self, composites: list[Composite], output: OutputSpec) -> list[np.ndarray]:
-        """Embed composites: ``(70,)`` pooled or ``(70, rows, cols)`` grid float32 arrays."""
-        self.load()
-        out = []
-        for comp in composites:
-            feats, _ = self.pixel_features(comp)
-            if output.mode == "grid":
-                out.append(self._grid(feats, self.cell_px(output, comp)).astype(np.float32))
-            elif output.pooling == "max":
-                cells = self._grid(feats, NATIVE_CELL_PX).reshape(self.card.dims, -1)
-                seen = ~np.isnan(cells)
-                best = np.where(seen, cells, -np.inf).max(axis=1)
-                out.append(np.where(seen.any(axis=1), best, np.nan).astype(np.float32))
-            else:
-                c = feats.shape[0]
-                out.append(_stats(feats.reshape(c, -1).T).astype(np.float32))
-        return out
+        rows, cols = grid_cells(h, w, k)
+        padded = np.pad(feats, ((0, 0), (0, rows * k - h), (0, cols * k - w)), constant_values=np.nan)
+        cells = padded.reshape(c, rows, k, cols, k).transpose(2, 4, 0, 1, 3)
+        return _stats(cells.reshape(k * k, c, rows, cols)).astype(np.float32)
