@@ -15,11 +15,14 @@ from eoembed.config import sensor_specs, validate_config
 from eoembed.models.registry import get_card
 from eoembed.providers import PIPELINE_KEYS
 from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
+from eoembed.validate import validate_run
 
-validate_config(config)  # cross-key checks (models registered, sensors carry their bands)
+validate_config(config, check=False)  # schema + defaults; cross-key checks below, with the table
 
 # Validates the WHOLE table before any job: every problem is reported at once.
 TABLE = load_table(config["rois"])
+# Every model against its sensor(s), frames against the table's windows, before any job.
+validate_run(config, TABLE)
 ROI_IDS = TABLE["roi_id"].tolist()
 ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
 CHUNK_SIZE = resolve_chunk_size(config["chunk_size"], len(ROI_IDS))
@@ -45,6 +48,7 @@ def sensor_of(model):
 
 
 def on_the_fly(model):
+    """Models run on fetched imagery (products and location encoders fetch nothing)."""
     return CARDS[model].kind == "on_the_fly"
 
 

@@ -18,7 +18,6 @@ from eoembed.models.galileo_net import (
     encode_pooled,
     encoder_from_state_dict,
     load_normalization,
-    pack_inputs,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -148,56 +147,52 @@ def test_load_normalization_published_formula(tmp_path: Path) -> None:
     assert fake["norm"]["space"]["div"][2] == 1.0  # Dynamic World keeps its fixed constant
 
 
-def test_pack_inputs_masks_and_ndvi(tmp_path: Path) -> None:
-    norm = _fake_norm(tmp_path)["norm"]
-    b, h, w, t = 2, 4, 4, 3
-    rng = np.random.default_rng(1)
-    bands = ["B02", "B03", "B04", "B08"]
-    s2 = rng.uniform(100, 5000, (b, h, w, t, len(bands)))
-    s2[0, 0, 0, 0] = [500.0, 600.0, 1000.0, 3000.0]  # NDVI = 2000 / 4000 = 0.5
-    s2[0, 0, 1, 0, 2:] = 0.0  # B4 + B8 == 0 -> NDVI 0
-    s2[1, 2, 3, 1, 0] = np.nan  # missing B2 -> RGB group masked there
-    out = pack_inputs(s2, bands, np.array([0, 5, 11]), norm)
-    x, m = out["s_t_x"], out["s_t_m"]
-    ndvi = SPACE_TIME_BANDS.index("NDVI")
-    assert x[0, 0, 0, 0, ndvi] == pytest.approx(0.5)
-    assert x[0, 0, 1, 0, ndvi] == 0.0
-    red, nir = s2[1, 1, 1, 2, 2], s2[1, 1, 1, 2, 3]
-    assert x[1, 1, 1, 2, ndvi] == pytest.approx((nir - red) / (nir + red), rel=1e-6)
-    i_b2 = SPACE_TIME_BANDS.index("B2")
-    shift, div = norm["space_time"]["shift"][i_b2], norm["space_time"]["div"][i_b2]
-    assert x[1, 0, 0, 0, i_b2] == pytest.approx((s2[1, 0, 0, 0, 0] - shift) / div, rel=1e-5)
-    # unsupplied groups are masked everywhere, supplied ones only where data is missing
-    for name in ("S1", "S2_Red_Edge", "S2_NIR_20m", "S2_SWIR"):
-        assert m[..., GROUP_INDEX[name]].min() == 1, name
-    rgb = m[..., GROUP_INDEX["S2_RGB"]]
-    assert rgb[1, 2, 3, 1] == 1 and rgb.sum() == 1
-    assert m[..., GROUP_INDEX["S2_NIR_10m"]].max() == 0 and m[..., GROUP_INDEX["NDVI"]].max() == 0
-    assert x[1, 2, 3, 1, i_b2] == 0.0 and np.isfinite(x).all()
-    for key in ("sp_m", "t_m", "st_m"):
-        assert out[key].min() == 1
-    for key in ("sp_x", "t_x", "st_x"):
-        assert not out[key].any()
-    assert out["months"].shape == (b, t) and out["months"][1].tolist() == [0, 5, 11]
-    with pytest.raises(ValueError):
-        pack_inputs(s2, ["B02", "B03", "B04", "red"], np.zeros(t), norm)
+def test_card_normalisation_is_the_published_one() -> None:
+    """The Galileo card's declared constants are normalization.json's, with the training formula."""
+    from eoembed.models.galileo import S2_INPUT
+
+    norm = load_normalization(_require(NORM_JSON))["space_time"]
+    for band, bn in zip(S2_INPUT.bands, S2_INPUT.norm):
+        i = SPACE_TIME_BANDS.index("B" + str(int(band[1:])) if band[1:].isdigit() else band)
+        assert bn.shift == pytest.approx(norm["shift"][i], rel=1e-12)
+        assert bn.div == pytest.approx(norm["div"][i], rel=1e-12)
+    ndvi = S2_INPUT.derived[0]
+    assert ndvi.stage == "raw" and (ndvi.norm.shift, ndvi.norm.div) == (0.0, 1.0)
+
+
+def _comp(data: np.ndarray, valid: np.ndarray):
+    import datetime as dt
+
+    from eoembed.collections import S2_BANDS
+    from eoembed.grid import grid_for
+    from eoembed.items import Composite
+    from eoembed.specs import PointBuffer
+
+    t, _, h, w = data.shape
+    bounds = [(dt.date(2022, 3 + i, 1), dt.date(2022, 4 + i, 1)) for i in range(t)]
+    return Composite(data.astype(np.float32), valid, bounds, S2_BANDS, grid_for(PointBuffer(5.0, 52.0, h * 5), 10),
+                     np.ones((h, w), bool), 0.0, "median")
 
 
 @pytest.mark.shared
-def test_nan_pixel_masks_its_whole_patch(nano: GalileoEncoder) -> None:
-    norm = load_normalization(_require(NORM_JSON))
+def test_invalid_pixel_masks_its_whole_patch() -> None:
+    """One invalid pixel hides its whole patch token: garbage anywhere in that patch changes nothing."""
+    from eoembed.models.registry import create
+    from eoembed.specs import OutputSpec
+
+    model = create("galileo_nano", {"patch_size": 4}, weights_paths={"encoder.pt": str(_require(WEIGHTS))})
     rng = np.random.default_rng(2)
-    bands = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-    s2 = rng.uniform(200, 4000, (1, 8, 8, 2, len(bands)))
-    with_nan, with_garbage = s2.copy(), s2.copy()
-    with_nan[0, 5, 6, 1, 0] = np.nan  # one pixel of patch (1, 1) at p = 4
-    with_garbage[0, 4:8, 4:8, 1, :2] = rng.uniform(0, 10000, (4, 4, 2))  # B2, B3 only
-    a = pack_inputs(with_nan, bands, np.array([3, 4]), norm)
-    b = pack_inputs(with_garbage, bands, np.array([3, 4]), norm)
-    b["s_t_m"][0, 4:8, 4:8, 1, GROUP_INDEX["S2_RGB"]] = 1  # same token masked explicitly
-    ea, eb = encode_pooled(nano, a, 4), encode_pooled(nano, b, 4)
-    assert np.isfinite(ea).all()
-    np.testing.assert_allclose(ea, eb, atol=1e-6)
+    data = rng.uniform(200, 4000, (2, 12, 8, 8))
+    valid = np.ones((2, 8, 8), bool)
+    valid[1, 5, 6] = False  # one pixel of patch (1, 1) in frame 1
+    garbage = data.copy()
+    garbage[1, :, 4:8, 4:8] = rng.uniform(0, 10000, (12, 4, 4))
+    a = model.embed_batch([_comp(data, valid)], OutputSpec.pooled())[0]
+    b = model.embed_batch([_comp(garbage, valid)], OutputSpec.pooled())[0]
+    c = model.embed_batch([_comp(garbage, np.ones_like(valid))], OutputSpec.pooled())[0]
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.abs(a - c).max() > 1e-3  # the garbage does matter once the patch is not masked
 
 
 def test_other_sizes_build() -> None:

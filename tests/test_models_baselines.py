@@ -46,7 +46,7 @@ def test_spectral_card_and_names():
     card = get_card("spectral")
     names = feature_names()
     assert card.dims == len(names) == 12 * 5 + 5 * 2 == len(set(names))
-    assert card.bands == S2_BANDS and len(card.wavelengths_nm) == 12
+    assert card.bands == S2_BANDS and card.primary.gsd_m == 10
     assert card.weights == () and card.licence == "Apache-2.0"
     assert "McFeeters" in card.citation and "Rouse" in card.citation and "Benson" in card.citation
     assert names[:5] == ["B01_mean", "B01_std", "B01_p10", "B01_p50", "B01_p90"]

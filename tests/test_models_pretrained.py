@@ -53,7 +53,7 @@ def presto_paths() -> dict[str, str]:
 
 
 def galileo_paths() -> dict[str, str]:
-    return {name: str(_require(GALILEO_DIR / name)) for name in ("encoder.pt", "normalization.json")}
+    return {name: str(_require(GALILEO_DIR / name)) for name in ("encoder.pt",)}
 
 
 def published_sha256(model_dir: Path) -> str:
@@ -138,7 +138,7 @@ def test_galileo_nano_loads_every_tensor_strictly(galileo):
 
 
 def test_presto_pooled_is_mean_of_per_pixel_encodings(presto, composite):
-    from eoembed.models.presto_net import encode, encoder_from_state_dict, pack_inputs
+    from eoembed.models.presto_net import encode, encoder_from_state_dict, layout_inputs
 
     (pooled_mean,), (pooled_max,), (grid,) = presto.embed_outputs(
         [composite], [OutputSpec.pooled("mean"), OutputSpec.pooled("max"), OutputSpec.grid()])
@@ -148,9 +148,12 @@ def test_presto_pooled_is_mean_of_per_pixel_encodings(presto, composite):
     rows, cols = np.nonzero(use)
     idx = [BANDS12.index(b) for b in PRESTO_BANDS]
     s2 = composite.data[:, idx][:, :, rows, cols].transpose(2, 0, 1).astype(np.float64)  # (N, T, C)
-    s2[~composite.valid[:, rows, cols].T] = np.nan
+    missing = ~composite.valid[:, rows, cols].T
+    s2 = np.where(missing[..., None], 0.0, s2 / 10000.0)  # Presto's published S2 scaling
+    b4, b8 = s2[..., PRESTO_BANDS.index("B04")], s2[..., PRESTO_BANDS.index("B08")]
+    ndvi = np.where(b8 + b4 > 0, (b8 - b4) / np.where(b8 + b4 > 0, b8 + b4, 1), 0.0)
     lon, lat = pixel_lonlat()
-    packed = pack_inputs(s2, list(PRESTO_BANDS), np.arange(12), np.stack([lat[use], lon[use]], 1))
+    packed = layout_inputs(s2, ndvi, missing, np.arange(12), np.stack([lat[use], lon[use]], 1))
     net = encoder_from_state_dict(torch.load(PRESTO_DIR / "default_model.pt", map_location="cpu",
                                                      weights_only=True))
     per_pixel = encode(net, packed["x"], packed["dynamic_world"], packed["latlons"], packed["mask"],
@@ -298,7 +301,7 @@ def test_weights_status_cli(tmp_path):
     assert proc.returncode == 1, proc.stderr  # something is missing
     presto_row = _row(proc.stdout, "presto", "default_model.pt")
     assert " ok " in presto_row and presto_file in presto_row
-    for name in ("encoder.pt", "normalization.json"):
+    for name in ("encoder.pt",):
         row = _row(proc.stdout, "galileo_nano", name)
         assert " missing " in row and str(tmp_path / "cache" / "galileo_nano" / name) in row
 
@@ -308,6 +311,5 @@ def test_weights_status_cli(tmp_path):
         shutil.copy(src, tmp_path / "cache" / "galileo_nano" / name)
     proc = _cli(config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for model, name in (("presto", "default_model.pt"), ("galileo_nano", "encoder.pt"),
-                        ("galileo_nano", "normalization.json")):
+    for model, name in (("presto", "default_model.pt"), ("galileo_nano", "encoder.pt")):
         assert " ok " in _row(proc.stdout, model, name)

@@ -14,8 +14,7 @@ from eoembed.models.presto_net import (
     PrestoEncoder,
     encode,
     encoder_from_state_dict,
-    normalise_s2,
-    pack_inputs,
+    layout_inputs,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -119,71 +118,40 @@ def test_mixed_masked_counts_match_one_at_a_time(model, reference):
     assert np.abs(grouped[untouched] - expected[untouched]).max() <= 1e-4
 
 
-def test_pack_inputs_masks_nan_and_unsupplied_channels():
-    bands = ["B02", "B03", "B04", "B08", "B09"]  # no red-edge, B8A or SWIR; B09 is ignored
-    s2 = np.array([
-        [[100, 200, 300, 2000, 7], [np.nan, 210, 310, 2100, 7], [120, 220, 320, 2200, 7]],
-        [[500, 600, 700, 900, 7], [510, 610, 710, 910, 7], [0, 0, 0, 0, 7]],
-    ], dtype=np.float64)
-    packed = pack_inputs(s2, bands, months=np.array([11, 0, 1]),
-                         latlons=np.array([[50.0, 4.0], [-10.0, 120.0]]))
+def test_layout_places_channels_and_masks():
+    rng = np.random.default_rng(0)
+    s2 = rng.uniform(0, 1, (2, 3, 10)).astype(np.float32)
+    ndvi = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+    missing = np.array([[False, True, False], [False, False, False]])
+    packed = layout_inputs(s2, ndvi, missing, months=np.array([11, 0, 1]),
+                           latlons=np.array([[50.0, 4.0], [-10.0, 120.0]]))
     x, mask = packed["x"], packed["mask"]
-    assert x.shape == mask.shape == (2, 3, 17)
     col = {name: i for i, name in enumerate(CHANNELS)}
-
-    supplied = [col[b] for b in ("B2", "B3", "B4", "B8")]
-    never = [c for c in range(17) if c not in supplied + [col["NDVI"]]]
-    assert (mask[:, :, never] == 1).all()
-    assert (x[:, :, never] == 0).all()
-    expected_valid = np.array([[1, 0, 1], [1, 1, 1]], dtype=bool)
-    for c in supplied + [col["NDVI"]]:
-        np.testing.assert_array_equal(mask[:, :, c], (~expected_valid).astype(np.float32))
-    assert (x[0, 1] == 0).all()
-
-    np.testing.assert_allclose(x[0, 0, col["B4"]], 0.03, rtol=1e-6)
-    np.testing.assert_allclose(x[1, 2, supplied], 0.0)
-    red, nir = s2[..., 2], s2[..., 3]
-    ndvi = np.zeros((2, 3))
-    for i in range(2):
-        for t in range(3):
-            if expected_valid[i, t] and red[i, t] + nir[i, t] > 0:
-                ndvi[i, t] = (nir[i, t] - red[i, t]) / (nir[i, t] + red[i, t])
-    np.testing.assert_allclose(x[:, :, col["NDVI"]], ndvi, rtol=1e-6, atol=1e-7)
-    assert packed["dynamic_world"].dtype == np.int64
+    s2_cols = [col[b] for b in ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")]
+    np.testing.assert_array_equal(x[0, 0, s2_cols], s2[0, 0])
+    assert x[1, 2, col["NDVI"]] == ndvi[1, 2]
+    others = [c for c in range(17) if c not in s2_cols + [col["NDVI"]]]
+    assert (mask[:, :, others] == 1).all() and (x[:, :, others] == 0).all()
+    assert (mask[0, 1, s2_cols + [col["NDVI"]]] == 1).all() and (x[0, 1] == 0).all()
+    assert mask[1, :, s2_cols].max() == 0
     assert (packed["dynamic_world"] == DW_MISSING).all()
     np.testing.assert_array_equal(packed["month"], [11, 11])
-    np.testing.assert_allclose(normalise_s2(np.array([10000, 2500])), [1.0, 0.25])
-
-
-def test_pack_inputs_optional_sources_and_errors():
-    s2 = np.full((1, 2, 2), 1000.0)
-    packed = pack_inputs(s2, ["B2", "B8A"], months=np.array([[3, 4]]),
-                         latlons=np.array([[0.0, 0.0]]),
-                         s1=np.array([[[-10.0, -20.0], [np.nan, -15.0]]]),
-                         era5=np.array([[[300.0, 0.003], [290.0, 0.0]]]),
-                         srtm=np.array([[400.0, 5.0]]),
-                         dynamic_world=np.array([[2, 9]]))
-    x, mask = packed["x"], packed["mask"]
-    np.testing.assert_allclose(x[0, :, 0:2], [[0.6, 0.2], [0.0, 0.4]], rtol=1e-6)
-    np.testing.assert_array_equal(mask[0, :, 0:2], [[0, 0], [1, 0]])
-    np.testing.assert_allclose(x[0, :, 12:14], [[(300 - 272.15) / 35, 0.1],
-                                                [(290 - 272.15) / 35, 0.0]], rtol=1e-5)
-    np.testing.assert_allclose(x[0, :, 14:16], [[0.2, 0.1], [0.2, 0.1]], rtol=1e-6)
-    assert (mask[0, :, 12:16] == 0).all()
-    np.testing.assert_array_equal(mask[0, 0, 2:12], [0, 1, 1, 1, 1, 1, 1, 0, 1, 1])
-    assert (mask[0, :, 16] == 1).all()  # no B4/B8 -> no NDVI
-    np.testing.assert_array_equal(packed["dynamic_world"], [[2, 9]])
-    np.testing.assert_array_equal(packed["month"], [3])
     with pytest.raises(ValueError):
-        pack_inputs(s2, ["B2", "B8A"], months=np.array([3, 5]), latlons=np.array([[0.0, 0.0]]))
+        layout_inputs(s2, ndvi, missing, months=np.array([3, 5, 6]), latlons=np.zeros((2, 2)))
 
 
-def test_pack_inputs_feeds_encoder(model):
+def test_layout_feeds_encoder_and_masked_values_do_not_matter(model):
     rng = np.random.default_rng(1)
-    s2 = rng.uniform(0, 4000, size=(4, 12, 10))
-    s2[0, 3] = np.nan
-    s2[2, :6] = np.nan
-    bands = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-    packed = pack_inputs(s2, bands, months=np.arange(12), latlons=rng.uniform(-60, 60, (4, 2)))
-    emb = encode(model, **packed)
-    assert emb.shape == (4, 128) and np.isfinite(emb).all()
+    s2 = rng.uniform(0, 0.4, size=(4, 12, 10))
+    missing = np.zeros((4, 12), bool)
+    missing[0, 3] = True
+    missing[2, :6] = True
+    garbage = np.where(missing[..., None], rng.uniform(5, 9, s2.shape), s2)
+    ll = rng.uniform(-60, 60, (4, 2))
+    a = encode(model, **layout_inputs(s2, np.zeros((4, 12)), missing, months=np.arange(12), latlons=ll))
+    b = encode(model, **layout_inputs(garbage, np.zeros((4, 12)), missing, months=np.arange(12), latlons=ll))
+    assert a.shape == (4, 128) and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    c = encode(model, **layout_inputs(garbage, np.zeros((4, 12)), np.zeros_like(missing), months=np.arange(12),
+                                      latlons=ll))
+    assert np.abs(c[0] - a[0]).max() > 1e-3 and np.abs(c[1] - a[1]).max() < 1e-6

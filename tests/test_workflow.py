@@ -84,13 +84,13 @@ def test_second_run_does_no_work(demo_run):
 
 
 def test_dry_run_three_models_sharing_a_sensor_fetch_once_per_chunk(imagery, tmp_path):
-    """spectral + mosaiks on a median sensor, presto on a 4-frame sensor with the same bands:
+    """spectral + mosaiks on a median sensor, presto on a 12-frame (monthly) sensor with the same bands:
     one download per chunk, two composites per chunk, three embeds per chunk."""
     index, rois = imagery
     bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
     write_config(tmp_path, index, rois, chunk_size=3,
                  sensors={"s2": {"bands": bands, "scale_m": 10},
-                          "s2_frames": {"bands": bands, "scale_m": 10, "frames": 4}},
+                          "s2_frames": {"bands": bands, "scale_m": 10, "frames": 12}},
                  models={"spectral": {"sensor": "s2"}, "mosaiks": {"sensor": "s2"},
                          "presto": {"sensor": "s2_frames"}})
     dry = snakemake(tmp_path, "-n")

@@ -46,7 +46,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_dir: str | None = None, allow_download: bool = False,
                          weights_paths: dict[str, str] | None = None,
                          weights_pins: dict[str, str] | None = None,
-                         source: str | None = None, cache_dir: str | None = None) -> list[Embedding]:
+                         source: str | None = None, cache_dir: str | None = None,
+                         input_prep: dict[str, Any] | None = None) -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -58,6 +59,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         source: For precomputed products, where the product's files are (see docs/products.md).
         cache_dir: Input cache directory (see ``provider.cache_dir`` in config/README.md); a
             ``provider`` dict taken from config.yaml may carry it, and its retries/backoff_s.
+        input_prep: How ROIs reach a fixed-size model input: ``{"mode": "resize" | "tile" | "pad",
+            "max_tiles": 64, "tile_overlap_px": 0}`` (default: the model's own default, resize).
 
     Returns:
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
@@ -65,9 +68,10 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
     """
     embedder = model if isinstance(model, Embedder) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
-        weights_paths=weights_paths, weights_pins=weights_pins, **({"source": source} if source else {}))
+        weights_paths=weights_paths, weights_pins=weights_pins, input_prep=input_prep,
+        **({"source": source} if source else {}))
     reqs = [r if isinstance(r, Request) else Request(*r) for r in requests]
-    precomputed = embedder.card.kind == "precomputed"
+    precomputed = embedder.card.kind in ("precomputed", "location")  # nothing to fetch
     if precomputed:  # products are read directly: no provider, no compositing
         sensor, prov = None, None
         comps = {r.roi_id: ({}, {"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(),

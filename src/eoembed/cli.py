@@ -26,11 +26,14 @@ from eoembed.errors import EoembedError
 def _cmd_models(args: argparse.Namespace) -> int:
     from eoembed.models.registry import get_card, model_ids
 
-    print(f"{'id':<16} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} {'outputs':<12} weights")
+    print(f"{'id':<18} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} {'outputs':<12} "
+          f"{'verified':<10} {'licence':<14} weights")
     for mid in model_ids():
         c = get_card(mid)
-        print(f"{c.id:<16} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
-              f"{','.join(c.outputs):<12} {'yes' if c.weights else 'none'}")
+        verified = getattr(c, "verified", "-")
+        print(f"{c.id:<18} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
+              f"{','.join(c.outputs):<12} {verified:<10} {(c.licence or '-')[:14]:<14} "
+              f"{'yes' if c.weights else 'none'}")
     return 0
 
 
@@ -45,9 +48,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from eoembed.config import load_config
     from eoembed.table import load_table
 
-    config = load_config(args.config)
+    from eoembed.validate import validate_run
+
+    config = load_config(args.config, check=False)  # cross-key checks run below, with the table's windows
     table = load_table(config["rois"])
-    print(f"ok: {args.config} and {config['rois']} ({len(table)} ROIs, models {list(config['models'])})")
+    rows = validate_run(config, table)
+    print(f"{'model':<16} {'kind':<11} {'sensor':<10} {'fetch key':<17} composite key")
+    for r in rows:
+        print(f"{r['model']:<16} {r['kind']:<11} {r['sensor'] or '-':<10} {r['fetch_key'] or '-':<17} "
+              f"{r['composite_key'] or '-'}")
+    fetches = {r["fetch_key"] for r in rows if r["fetch_key"]}
+    print(f"ok: {args.config} and {config['rois']} ({len(table)} ROIs, {len(rows)} model(s), "
+          f"{len(fetches)} distinct download(s))")
     return 0
 
 

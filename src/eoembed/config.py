@@ -39,14 +39,19 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``config`` against the schema (filling defaults in place) and check cross-key rules."""
+def validate_config(config: dict[str, Any], check: bool = True) -> dict[str, Any]:
+    """Validate ``config`` against the schema (filling defaults in place) and check cross-key rules.
+
+    ``check=False`` leaves the cross-key checks to :func:`eoembed.validate.validate_run`, which runs
+    them together with the checks that need the ROI table, so every problem is reported at once.
+    """
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
-    check_config(config)
+    if check:
+        check_config(config)
     return config
 
 
@@ -61,44 +66,26 @@ def sensor_specs(config: dict[str, Any]) -> dict[str, SensorSpec]:
     return out
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Cross-key checks: each model is registered and its sensor exists and carries its bands."""
-    from eoembed.models.registry import get_card, model_ids
+def check_config(config: dict[str, Any], windows: list[Any] | None = None) -> None:
+    """Cross-key checks: each model is registered and its sensor fits the model's declared inputs.
 
-    sensors = sensor_specs(config)
-    problems = []
-    for mid, m in config["models"].items():
-        if mid not in model_ids():
-            problems.append(f"models.{mid}: unknown model; available: {model_ids()}")
-            continue
-        card = get_card(mid)
-        if card.kind == "precomputed":
-            continue
-        sname = m.get("sensor")
-        if sname is None:
-            problems.append(f"models.{mid}.sensor: missing; choose one of {sorted(sensors)}")
-            continue
-        if sname not in sensors:
-            problems.append(f"models.{mid}.sensor={sname!r}: not defined; defined: {sorted(sensors)}")
-            continue
-        sensor = sensors[sname]
-        if sensor.collection != card.collection:
-            problems.append(f"models.{mid}: needs collection {card.collection!r}, sensor {sname!r} "
-                            f"fetches {sensor.collection!r}")
-        missing = [b for b in card.bands if b not in sensor.bands]
-        if missing:
-            problems.append(f"models.{mid}: sensor {sname!r} lacks bands {missing} the model needs")
+    With ``windows`` (the ROI table's time windows) the frames are also checked against them;
+    :func:`eoembed.validate.validate_run` does that (``eoembed validate`` and the workflow's start).
+    """
+    from eoembed.validate import model_problems
+
+    problems = model_problems(config, windows)
     if config["provider"]["name"] == "local" and not config["provider"].get("catalog"):
         problems.append("provider.catalog: required for provider 'local'")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, check: bool = True) -> dict[str, Any]:
     """Read a YAML config, apply ``overrides`` (top-level keys) and validate it."""
     try:
         config = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     config.update(overrides or {})
-    return validate_config(config)
+    return validate_config(config, check=check)

@@ -63,6 +63,8 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_pat
                           allow_download=bool(weights_cfg.get("allow_download")),
                           weights_paths=model_cfg.get("weights") or {},
                           weights_pins=model_cfg.get("weights_sha256") or {},
+                          input_prep={"mode": output_cfg.get("input_prep"), "max_tiles": output_cfg.get("max_tiles", 64),
+                                      "tile_overlap_px": output_cfg.get("tile_overlap_px", 0)},
                           **({"source": model_cfg["source"]} if model_cfg.get("source") else {}))
         embedder.load()
     except Exception as exc:  # noqa: BLE001 - record the failure on every item of the chunk

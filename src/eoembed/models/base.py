@@ -369,7 +369,7 @@ class Embedder(ABC):
 
             if not _frames_are_months(comp.frame_bounds):
                 lengths = [(b - a).days for a, b in comp.frame_bounds]
-                raise ModelError(f"{self.card.id}: needs calendar-month frames; got {n} frame(s) of {lengths} days "
+                raise ModelError(f"{self.card.id}: needs monthly frames (calendar-month bins); got {n} frame(s) of {lengths} days "
                                  "(set frames to the number of months in the window)")
 
 
