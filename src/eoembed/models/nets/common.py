@@ -63,6 +63,21 @@ def prepare_state_dict(state_dict: Mapping[str, Tensor], *, prefix: str = "",
     return out
 
 
+def subtree(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries under ``prefix`` (e.g. ``"encoder."`` of an encoder-decoder checkpoint), prefix removed.
+
+    Unlike ``prepare_state_dict(prefix=...)`` (a wrapper prefix on EVERY key), this selects one
+    sub-module of a larger checkpoint; the other entries are deliberately left out.
+
+    Raises:
+        StateDictError: No key starts with ``prefix``.
+    """
+    out = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not out:
+        raise StateDictError(f"sub-module {prefix!r}", [prefix + "*"], [], [])
+    return out
+
+
 def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], name: str) -> nn.Module:
     """Load ``state_dict`` into ``model`` requiring identical keys and shapes; return it in eval mode."""
     expected = model.state_dict()
