@@ -106,6 +106,14 @@ def vit_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, qkv
                          for _ in range(depth))
 
 
+def sincos_1d(dim: int, pos: Tensor) -> Tensor:
+    """MAE 1-D sin-cos embedding ``(M, dim)`` of positions ``pos``: ``[sin(p*w), cos(p*w)]`` with
+    ``w_i = 10000^(-2i/dim)`` computed in float32 (as the ``*_torch`` variants of MAE-derived repos)."""
+    omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device) / (dim / 2.0)
+    out = pos.reshape(-1).float()[:, None] * (1.0 / 10000 ** omega)[None]
+    return torch.cat([out.sin(), out.cos()], 1)
+
+
 def tokens_to_grid(tokens: Tensor, h: int, w: int) -> Tensor:
     """Row-major patch tokens ``(B, h*w, D)`` -> grid ``(B, D, h, w)``."""
     b, n, d = tokens.shape

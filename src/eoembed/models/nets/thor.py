@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from eoembed.models.nets.common import layer_norm, load_strict, prepare_state_dict, vit_blocks
+from eoembed.models.nets.common import layer_norm, load_strict, prepare_state_dict, sincos_1d, vit_blocks
 
 #: Wrapper band order for S2 (terratorch names -> THOR names): B2,B3,B4,B5,B6,B7,B8,B8A,B11,B12.
 S2_BANDS = ("S2:Blue", "S2:Green", "S2:Red", "S2:RE1", "S2:RE2", "S2:RE3", "S2:NIR", "S2:RE4", "S2:SWIR1",
@@ -86,13 +86,6 @@ def alibi_slopes(n: int) -> list[float]:
         return power_of_2(n)
     closest = 2 ** math.floor(math.log2(n))
     return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: n - closest]
-
-
-def sincos_1d(dim: int, pos: Tensor) -> Tensor:
-    """MAE 1-D sin-cos embedding ``(M, dim)`` of positions ``pos`` (float32 frequencies)."""
-    omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device) / (dim / 2.0)
-    out = pos.reshape(-1)[:, None] * (1.0 / 10000 ** omega)[None]
-    return torch.cat([out.sin(), out.cos()], 1)
 
 
 class IndPatchEmbed(nn.Module):
