@@ -13,7 +13,10 @@ pytestmark = pytest.mark.shared
 
 
 def _config(meta: dict) -> dict:
-    pe, bb = meta["constructor_kwargs_shrunk"]["patch_emd_cfg"], meta["constructor_kwargs_shrunk"]["backbone_cfg"]
+    pe, bb = (
+        meta["constructor_kwargs_shrunk"]["patch_emd_cfg"],
+        meta["constructor_kwargs_shrunk"]["backbone_cfg"],
+    )
     cfg = {k: bb[k] for k in PUBLISHED if k in bb}
     return cfg | {"in_chans": pe["in_chans"], "embed_dim": pe["embed_dim"], "patch_size": pe["patch_size"]}
 
@@ -51,7 +54,7 @@ def test_wrong_state_dicts_rejected() -> None:
     cfg = _config(o.meta)
     released = {"module." + k.replace("patch_emd", "S2_patch_emd"): v for k, v in o.sd.items()}
     with pytest.raises(StateDictError, match=r"missing keys \['patch_emd\.proj\.bias'"):
-        load(cfg, {k[len("module."):]: v for k, v in released.items()})
+        load(cfg, {k[len("module.") :]: v for k, v in released.items()})
     assert load(cfg, revise_keys(released)).in_chans == 10
     # the (4,4,4) stem third-party loaders report does not fit the configured (4,2,2) patch
     with pytest.raises(StateDictError, match=r"patch_emd\.proj\.weight: got \(8, 10, 4, 4, 4\)"):

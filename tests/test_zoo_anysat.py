@@ -1,4 +1,4 @@
-"""AnySat (non-flash release path) against the original code's oracle: S2 time series, 20 m and 10 m patches."""
+"""AnySat (non-flash release path) against the original code's oracle: S2 series, 20 m and 10 m patches."""
 
 from __future__ import annotations
 
@@ -57,8 +57,14 @@ def test_wrong_state_dicts_and_inputs_rejected(oracle: Oracle) -> None:
     with pytest.raises(StateDictError, match=r"missing keys \['projector_aerial\.mlp\.0\.bias'"):
         load(cfg, partial)
     with pytest.raises(StateDictError, match=r"unexpected keys \['projector_s1\.patch_embed\.in_norm\.bias'"):
-        load(cfg, o.sd | {"projector_s1.patch_embed.in_norm.bias": torch.zeros(32),
-                          "projector_s1.patch_embed.in_norm.weight": torch.ones(32)})
+        load(
+            cfg,
+            o.sd
+            | {
+                "projector_s1.patch_embed.in_norm.bias": torch.zeros(32),
+                "projector_s1.patch_embed.in_norm.weight": torch.ones(32),
+            },
+        )
     model = load(cfg, o.sd)
     x = {"s2": o.inp["s2"], "s2_dates": o.inp["s2_dates"]}
     with pytest.raises(ValueError, match="patch_size=25"):

@@ -41,11 +41,15 @@ def test_matches_oracle(name: str) -> None:
 def test_wrong_state_dicts_and_inputs_rejected() -> None:
     o = Oracle("fomo")
     cfg = _config(o.meta)
-    with pytest.raises(StateDictError, match=r"spectral_embedding: got \(1, 37, 32\), expected \(1, 38, 32\)"):
+    with pytest.raises(
+        StateDictError, match=r"spectral_embedding: got \(1, 37, 32\), expected \(1, 38, 32\)"
+    ):
         load(cfg, dict(o.sd, spectral_embedding=torch.zeros(1, 37, 32)))
     with pytest.raises(StateDictError, match=r"missing keys \['cls_token'\]"):
         load(cfg, {k: v for k, v in o.sd.items() if k != "cls_token"})
-    with pytest.raises(StateDictError, match=r"unexpected keys \['transformer\.layers\.0\.0\.to_qkv\.bias'\]"):
+    with pytest.raises(
+        StateDictError, match=r"unexpected keys \['transformer\.layers\.0\.0\.to_qkv\.bias'\]"
+    ):
         load(cfg, dict(o.sd, **{"transformer.layers.0.0.to_qkv.bias": torch.zeros(96)}))
     model = load(cfg, o.sd)
     with pytest.raises(ValueError, match=r"expected \(B, 3, H, W\) for keys \[4, 5, 6\]"):

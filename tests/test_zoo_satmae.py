@@ -56,10 +56,14 @@ def test_wrong_state_dicts_rejected() -> None:
     o = Oracle("satmae_rgb")
     cfg = _config(o.meta, RGB_KEYS)
     bad_shape = dict(o.sd, **{"blocks.0.attn.qkv.weight": torch.zeros(90, 32)})
-    with pytest.raises(StateDictError, match=r"blocks\.0\.attn\.qkv\.weight: got \(90, 32\), expected \(96, 32\)"):
+    with pytest.raises(
+        StateDictError, match=r"blocks\.0\.attn\.qkv\.weight: got \(90, 32\), expected \(96, 32\)"
+    ):
         load_rgb(cfg, bad_shape)
     renamed = {k.replace("blocks.1.", "layers.1."): v for k, v in o.sd.items()}
-    with pytest.raises(StateDictError, match=r"missing keys \['blocks\.1\.attn\.proj\.bias'.*unexpected keys"):
+    with pytest.raises(
+        StateDictError, match=r"missing keys \['blocks\.1\.attn\.proj\.bias'.*unexpected keys"
+    ):
         load_rgb(cfg, renamed)
     # a wrapper prefix is stripped only when named, and then every key must carry it
     wrapped = {"module." + k: v for k, v in o.sd.items()}

@@ -11,8 +11,17 @@ from eoembed.models.nets.satmaepp import load
 
 pytestmark = pytest.mark.shared
 
-KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio",
-        "channel_embed", "channel_groups")
+KEYS = (
+    "img_size",
+    "patch_size",
+    "in_chans",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "mlp_ratio",
+    "channel_embed",
+    "channel_groups",
+)
 
 
 def _config(meta: dict) -> dict:

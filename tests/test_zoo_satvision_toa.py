@@ -32,7 +32,9 @@ def test_buffers_are_rebuilt_identically() -> None:
     """Coordinate tables, indices and shift masks computed here equal the ones the original saved."""
     o = Oracle("satvision_toa")
     built = build(_config(o.meta)).state_dict()
-    buffers = [k for k in o.sd if k.endswith(("relative_coords_table", "relative_position_index", "attn_mask"))]
+    buffers = [
+        k for k in o.sd if k.endswith(("relative_coords_table", "relative_position_index", "attn_mask"))
+    ]
     assert len(buffers) == 2 * 12 + 2  # two tables per block; a mask only on the shifted block of stages 1-2
     for k in buffers:
         assert torch.allclose(built[k].float(), o.sd[k].float(), atol=1e-6), k

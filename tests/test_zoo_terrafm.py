@@ -33,8 +33,12 @@ def test_matches_oracle(name: str) -> None:
 def test_l2a_stem_is_the_l2a_conv() -> None:
     """Swapping the L1C and L2A stem weights and asking for the L2A stem reproduces the default path."""
     o = Oracle("terrafm")
-    swap = {"conv2d_s2_l1c": "conv2d_s2_l2a", "conv2d_s2_l2a": "conv2d_s2_l1c",
-            "s2_l1c_embed": "s2_l2a_embed", "s2_l2a_embed": "s2_l1c_embed"}
+    swap = {
+        "conv2d_s2_l1c": "conv2d_s2_l2a",
+        "conv2d_s2_l2a": "conv2d_s2_l1c",
+        "s2_l1c_embed": "s2_l2a_embed",
+        "s2_l2a_embed": "s2_l1c_embed",
+    }
     sd = {}
     for k, v in o.sd.items():
         for a, b in swap.items():

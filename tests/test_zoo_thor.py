@@ -14,10 +14,18 @@ pytestmark = pytest.mark.shared
 
 def _config(meta: dict) -> dict:
     kw, ip = meta["shrunk_kwargs"], meta["input_params_shrunk"]
-    return dict(embed_dim=kw["embed_dim"], depth=kw["depth"], num_heads=kw["num_heads"],
-                band_embed_dim=kw["band_embed_dim"], mlp_ratio=kw["mlp_ratio"], ground_cover=ip["ground_covers"][0],
-                patch_size=ip["flexivit_patch_size_seqs"][0], ref_patch_size=ip["flexivit_ref_patch_size"],
-                groups=ip["groups"], channels=ip["channels"])
+    return dict(
+        embed_dim=kw["embed_dim"],
+        depth=kw["depth"],
+        num_heads=kw["num_heads"],
+        band_embed_dim=kw["band_embed_dim"],
+        mlp_ratio=kw["mlp_ratio"],
+        ground_cover=ip["ground_covers"][0],
+        patch_size=ip["flexivit_patch_size_seqs"][0],
+        ref_patch_size=ip["flexivit_ref_patch_size"],
+        groups=ip["groups"],
+        channels=ip["channels"],
+    )
 
 
 def test_published_tables_match_the_oracle_json() -> None:
@@ -59,7 +67,9 @@ def test_wrong_state_dicts_rejected() -> None:
     o = Oracle("thor")
     cfg = _config(o.meta)
     # the released layout: 'encoder.' prefix and MAE decoder parts, dropped only when named
-    wrapped = {"encoder." + k: v for k, v in o.sd.items()} | {"encoder.decoder_embed.weight": torch.zeros(4, 4)}
+    wrapped = {"encoder." + k: v for k, v in o.sd.items()} | {
+        "encoder.decoder_embed.weight": torch.zeros(4, 4)
+    }
     with pytest.raises(StateDictError, match=r"unexpected keys \['decoder_embed\.weight'\]"):
         load(cfg, wrapped, prefix="encoder.")
     assert load(cfg, wrapped, prefix="encoder.", ignore=UNUSED).encoder_slopes.shape == (3,)
@@ -67,5 +77,7 @@ def test_wrong_state_dicts_rejected() -> None:
     with pytest.raises(StateDictError, match=r"missing keys \['band_embed\.group5'.*S3:Oa01_reflectance"):
         load(cfg | {"groups": GROUPS, "channels": CHANNELS}, o.sd)
     bad = dict(o.sd, **{"ind_patch_embed.patch_embed.S2:Red.weight": torch.zeros(48, 1, 8, 8)})
-    with pytest.raises(StateDictError, match=r"S2:Red\.weight: got \(48, 1, 8, 8\), expected \(48, 1, 16, 16\)"):
+    with pytest.raises(
+        StateDictError, match=r"S2:Red\.weight: got \(48, 1, 8, 8\), expected \(48, 1, 16, 16\)"
+    ):
         load(cfg, bad)

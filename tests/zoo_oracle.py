@@ -28,7 +28,7 @@ class Oracle:
         self.out = self.group("out/")
 
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix):]: torch.from_numpy(v) for k, v in self.arrays.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: torch.from_numpy(v) for k, v in self.arrays.items() if k.startswith(prefix)}
 
 
 def assert_close(name: str, got: torch.Tensor, want: torch.Tensor, tol: float = TOL) -> float:

@@ -33,12 +33,23 @@ from eoembed.models.nets.common import load_strict, prepare_state_dict
 S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 S2_MEAN = (4179.19, 4065.91, 3957.27, 5207.45, 4327.12, 4873.16, 5049.16, 5111.08, 3056.86, 2490.97)
 S2_STD = (4041.52, 3691.00, 3629.33, 2973.52, 3569.73, 3085.92, 2937.56, 2806.04, 1808.30, 1694.20)
-PUBLISHED = dict(patch_size=(4, 2, 2), in_chans=10, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
-                 window_size=(8, 7, 7), mlp_ratio=4.0, downsample_steps=((2, 2, 2),) * 4, mean_frame_down=True)
+PUBLISHED = dict(
+    patch_size=(4, 2, 2),
+    in_chans=10,
+    embed_dim=128,
+    depths=(2, 2, 18, 2),
+    num_heads=(4, 8, 16, 32),
+    window_size=(8, 7, 7),
+    mlp_ratio=4.0,
+    downsample_steps=((2, 2, 2),) * 4,
+    mean_frame_down=True,
+)
 _KEYS = tuple(PUBLISHED)
 
 
-def _clip(size: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _clip(
+    size: Sequence[int], window: Sequence[int], shift: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     w, s = list(window), list(shift)
     for i, n in enumerate(size):
         if n <= window[i]:
@@ -76,8 +87,9 @@ class WindowAttention3D(nn.Module):
         super().__init__()
         self.num_heads, self.scale = num_heads, (dim // num_heads) ** -0.5
         wd, wh, ww = window
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1),
-                                                                     num_heads))
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads)
+        )
         c = torch.stack(torch.meshgrid(*(torch.arange(n) for n in window), indexing="ij")).flatten(1)
         rel = (c[:, :, None] - c[:, None, :]).permute(1, 2, 0) + torch.tensor([wd - 1, wh - 1, ww - 1])
         index = rel[..., 0] * (2 * wh - 1) * (2 * ww - 1) + rel[..., 1] * (2 * ww - 1) + rel[..., 2]
@@ -94,7 +106,9 @@ class WindowAttention3D(nn.Module):
         attn = attn + rpb.reshape(n, n, -1).permute(2, 0, 1)[None]
         if mask is not None:
             nw = mask.shape[0]
-            attn = (attn.view(b // nw, nw, self.num_heads, n, n) + mask[None, :, None]).view(-1, self.num_heads, n, n)
+            attn = (attn.view(b // nw, nw, self.num_heads, n, n) + mask[None, :, None]).view(
+                -1, self.num_heads, n, n
+            )
         return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
@@ -108,7 +122,9 @@ class Mlp(nn.Module):
 
 
 class Block3D(nn.Module):
-    def __init__(self, dim: int, num_heads: int, window: Sequence[int], shift: Sequence[int], mlp_ratio: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, window: Sequence[int], shift: Sequence[int], mlp_ratio: float
+    ) -> None:
         super().__init__()
         self.window, self.shift = tuple(window), tuple(shift)
         self.norm1 = nn.LayerNorm(dim)
@@ -160,12 +176,22 @@ class PatchMerging(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, dim: int, depth: int, num_heads: int, window: Sequence[int], mlp_ratio: float,
-                 step: Sequence[int] | None, mean_frame_down: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window: Sequence[int],
+        mlp_ratio: float,
+        step: Sequence[int] | None,
+        mean_frame_down: bool,
+    ) -> None:
         super().__init__()
         shift = tuple(i // 2 for i in window)
-        self.blocks = nn.ModuleList(Block3D(dim, num_heads, window, (0, 0, 0) if i % 2 == 0 else shift, mlp_ratio)
-                                    for i in range(depth))
+        self.blocks = nn.ModuleList(
+            Block3D(dim, num_heads, window, (0, 0, 0) if i % 2 == 0 else shift, mlp_ratio)
+            for i in range(depth)
+        )
         self.downsample = PatchMerging(dim, step, mean_frame_down) if step is not None else None
 
 
@@ -182,13 +208,30 @@ class PatchEmbed3D(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, embed_dim: int, depths: Sequence[int], num_heads: Sequence[int], window_size: Sequence[int],
-                 mlp_ratio: float, downsample_steps: Sequence[Sequence[int]], mean_frame_down: bool) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        depths: Sequence[int],
+        num_heads: Sequence[int],
+        window_size: Sequence[int],
+        mlp_ratio: float,
+        downsample_steps: Sequence[Sequence[int]],
+        mean_frame_down: bool,
+    ) -> None:
         super().__init__()
         n = len(depths)
         self.layers = nn.ModuleList(
-            Stage(embed_dim * 2 ** i, depths[i], num_heads[i], window_size, mlp_ratio,
-                  downsample_steps[i] if i < n - 1 else None, mean_frame_down) for i in range(n))
+            Stage(
+                embed_dim * 2**i,
+                depths[i],
+                num_heads[i],
+                window_size,
+                mlp_ratio,
+                downsample_steps[i] if i < n - 1 else None,
+                mean_frame_down,
+            )
+            for i in range(n)
+        )
         self.norm = nn.LayerNorm(embed_dim * 2 ** (n - 1))
 
 
@@ -200,21 +243,33 @@ def _cat(x: Tensor) -> Tensor:
 class AgriFMEncoder(nn.Module):
     """``patch_emd`` + ``backbone`` as in PretrainingSwinTransformer3DEncoder."""
 
-    def __init__(self, patch_size: Sequence[int], in_chans: int, embed_dim: int, depths: Sequence[int],
-                 num_heads: Sequence[int], window_size: Sequence[int], mlp_ratio: float = 4.0,
-                 downsample_steps: Sequence[Sequence[int]] = ((2, 2, 2),) * 4, mean_frame_down: bool = True) -> None:
+    def __init__(
+        self,
+        patch_size: Sequence[int],
+        in_chans: int,
+        embed_dim: int,
+        depths: Sequence[int],
+        num_heads: Sequence[int],
+        window_size: Sequence[int],
+        mlp_ratio: float = 4.0,
+        downsample_steps: Sequence[Sequence[int]] = ((2, 2, 2),) * 4,
+        mean_frame_down: bool = True,
+    ) -> None:
         super().__init__()
         self.in_chans = in_chans
         self.patch_emd = PatchEmbed3D(patch_size, in_chans, embed_dim)
-        self.backbone = Backbone(embed_dim, depths, num_heads, window_size, mlp_ratio, downsample_steps,
-                                 mean_frame_down)
+        self.backbone = Backbone(
+            embed_dim, depths, num_heads, window_size, mlp_ratio, downsample_steps, mean_frame_down
+        )
 
     def forward_tokens(self, x: Tensor) -> dict[str, Tensor]:
         """``x`` (B, T, C, H, W) normalised S2 time series -> ``grid`` = ``encoder_features``
         (B, C*D, h, w; final-normed last stage, 'cat' fusion), ``pooled`` (spatial mean) and
         ``features_list`` (patch embedding, then each stage after its merging, 'cat' fused)."""
         if x.ndim != 5 or x.shape[2] != self.in_chans:
-            raise ValueError(f"agrifm input x has shape {tuple(x.shape)}: expected (B, T, {self.in_chans}, H, W)")
+            raise ValueError(
+                f"agrifm input x has shape {tuple(x.shape)}: expected (B, T, {self.in_chans}, H, W)"
+            )
         t = self.patch_emd(x)
         feats = [_cat(t)]
         h = t.permute(0, 2, 3, 4, 1)
@@ -241,7 +296,7 @@ def revise_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     ``S2_patch_emd`` to ``patch_emd``."""
     out = {}
     for k, v in state_dict.items():
-        k = k[len("module."):] if k.startswith("module.") else k
+        k = k[len("module.") :] if k.startswith("module.") else k
         out[k.replace("S2_patch_emd", "patch_emd")] = v
     return out
 

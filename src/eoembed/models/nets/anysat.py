@@ -26,7 +26,7 @@ prepended) is not supported.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -38,14 +38,34 @@ S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 VHR = ("aerial", "aerial-flair", "spot", "naip")
 #: (in_channels, T, in_norm, reduce_scale) of the L-TAE projectors, and (in_chans, patch) of the VHR
 #: ones (configs/model/network/encoder/Any_*_multi.yaml); spatial-encoder pixel size in metres.
-LTAE = {"s2": (10, 367, True, 1), "s1-asc": (2, 367, False, 1), "s1": (3, 367, False, 1),
-        "alos": (3, 367, False, 3), "l7": (6, 367, False, 3), "l8": (11, 366, False, 1),
-        "modis": (7, 367, False, 12)}
+LTAE = {
+    "s2": (10, 367, True, 1),
+    "s1-asc": (2, 367, False, 1),
+    "s1": (3, 367, False, 1),
+    "alos": (3, 367, False, 3),
+    "l7": (6, 367, False, 3),
+    "l8": (11, 366, False, 1),
+    "modis": (7, 367, False, 12),
+}
 MLP_PROJ = {"aerial": (4, 10), "aerial-flair": (5, 10), "spot": (3, 10), "naip": (4, 8)}
-INPUT_RES = {"aerial": 2.0, "aerial-flair": 2.0, "spot": 10.0, "naip": 10.0, "s2": 10, "s1-asc": 10, "s1": 10,
-             "l8": 10, "l7": 30, "alos": 30, "modis": 250}
-PUBLISHED = {"tiny": dict(embed_dim=256, depth=2, num_heads=4), "small": dict(embed_dim=512, depth=4, num_heads=8),
-             "base": dict(embed_dim=768, depth=6, num_heads=12)}
+INPUT_RES = {
+    "aerial": 2.0,
+    "aerial-flair": 2.0,
+    "spot": 10.0,
+    "naip": 10.0,
+    "s2": 10,
+    "s1-asc": 10,
+    "s1": 10,
+    "l8": 10,
+    "l7": 30,
+    "alos": 30,
+    "modis": 250,
+}
+PUBLISHED = {
+    "tiny": dict(embed_dim=256, depth=2, num_heads=4),
+    "small": dict(embed_dim=512, depth=4, num_heads=8),
+    "base": dict(embed_dim=768, depth=6, num_heads=12),
+}
 _KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio")
 OUTPUTS = ("tile", "patch", "all", "dense")
 
@@ -70,7 +90,9 @@ def rpe_buckets(side: int, ratio: float = 1.9) -> Tensor:
     far = dis.abs() > alpha
     idx = dis.round().long()
     d = dis[far]
-    y = torch.sign(d) * (alpha + torch.log(d.abs() / alpha) / math.log(gamma / alpha) * (beta - alpha)).round().clip(max=beta)
+    y = torch.sign(d) * (
+        alpha + torch.log(d.abs() / alpha) / math.log(gamma / alpha) * (beta - alpha)
+    ).round().clip(max=beta)
     idx[far] = y.long()
     n = 2 * int(beta) + 1
     out = torch.full((side * side + 1, side * side + 1), n, dtype=torch.long)
@@ -161,14 +183,16 @@ class LTAEAttention(nn.Module):
     def forward(self, v: Tensor) -> Tensor:
         b, t, d = v.shape
         k = self.fc1_k(v).view(b, t, self.n_head, self.d_k).permute(2, 0, 1, 3)
-        attn = (torch.einsum("hk,hbtk->hbt", self.Q, k) / self.d_k ** 0.5).softmax(-1)
+        attn = (torch.einsum("hk,hbtk->hbt", self.Q, k) / self.d_k**0.5).softmax(-1)
         vh = v.view(b, t, self.n_head, d // self.n_head).permute(2, 0, 1, 3)
         out = torch.einsum("hbt,hbtd->hbd", attn, vh)
         return out.permute(1, 0, 2).reshape(b, d)
 
 
 class LTAE2d(nn.Module):
-    def __init__(self, in_channels: int, dim: int, T: int, in_norm: bool, n_head: int = 16, d_k: int = 8) -> None:
+    def __init__(
+        self, in_channels: int, dim: int, T: int, in_norm: bool, n_head: int = 16, d_k: int = 8
+    ) -> None:
         super().__init__()
         widths = [in_channels, dim // 8, dim // 2, dim, 2 * dim, dim]
         layers: list[nn.Module] = []
@@ -222,8 +246,13 @@ class PatchMLP(nn.Module):
     def __init__(self, in_chans: int, patch: int, dim: int) -> None:
         super().__init__()
         self.patch_embed = nn.Conv2d(in_chans, dim, patch, stride=patch, bias=False)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim),
-                                 nn.LayerNorm(dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 2 * dim),
+            nn.LayerNorm(2 * dim),
+            nn.GELU(),
+            nn.Linear(2 * dim, dim),
+            nn.LayerNorm(dim),
+        )
 
 
 class CrossAttention(nn.Module):
@@ -239,7 +268,9 @@ class CrossAttention(nn.Module):
         b, n, c = x.shape
         nq = n // n_modalities + int((n % n_modalities) > 0)
         side = int(math.sqrt(nq))
-        q = (self.q_learned.expand(b, nq, -1) + sincos_2d(c, side, scale).to(x)).reshape(b, nq, self.num_heads, -1)
+        q = (self.q_learned.expand(b, nq, -1) + sincos_2d(c, side, scale).to(x)).reshape(
+            b, nq, self.num_heads, -1
+        )
         q = q.permute(0, 2, 1, 3)
         k = self.wk(x).reshape(b, n, self.num_heads, -1).permute(0, 2, 1, 3)
         v = self.wv(x).reshape(b, n, self.num_heads, -1).permute(0, 2, 1, 3)
@@ -278,7 +309,9 @@ class AnySat(nn.Module):
         self.blocks = vit_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias=True, eps=1e-6)
         self.blocks.append(CrossBlock(embed_dim, num_heads, mlp_ratio))
 
-    def forward_tokens(self, x: Mapping[str, Tensor], patch_size: int, output: str = "patch") -> dict[str, Tensor]:
+    def forward_tokens(
+        self, x: Mapping[str, Tensor], patch_size: int, output: str = "patch"
+    ) -> dict[str, Tensor]:
         """``x`` = ``{mod: (B, T, C, H, W), mod + '_dates': (B, T) day of year (0-based)}`` for L-TAE
         modalities (not MODIS); ``patch_size`` in metres (multiple of 10). Returns ``grid`` (B, D, n, n),
         ``tokens`` (B, 1+n*n, D; the 'all' output), ``tile`` (cls), ``patch`` (B, n, n, D) and, for
@@ -291,7 +324,9 @@ class AnySat(nn.Module):
         mods = [m for m in x if not m.endswith(("_dates", "_mask"))]
         bad = [m for m in mods if m not in LTAE or m == "modis"]
         if bad or not mods:
-            raise ValueError(f"anysat modalities {bad or mods} unsupported: allowed {sorted(set(LTAE) - {'modis'})}")
+            raise ValueError(
+                f"anysat modalities {bad or mods} unsupported: allowed {sorted(set(LTAE) - {'modis'})}"
+            )
         batch = x[mods[0]].shape[0]
         tokens, subs, n = [], None, 0
         for m in mods:
@@ -311,7 +346,13 @@ class AnySat(nn.Module):
         t = self.blocks[-1](t, len(mods), scale)
         side = int(math.sqrt(n))
         patch = t[:, 1:].reshape(batch, side, side, -1)
-        out = {"tokens": t, "tile": t[:, 0], "patch": patch, "grid": patch.permute(0, 3, 1, 2), "pooled": t[:, 0]}
+        out = {
+            "tokens": t,
+            "tile": t[:, 0],
+            "patch": patch,
+            "grid": patch.permute(0, 3, 1, 2),
+            "pooled": t[:, 0],
+        }
         if output == "dense":
             s = int(math.sqrt(subs.shape[2]))
             dense = torch.cat([t[:, 1:, None].expand(-1, -1, subs.shape[2], -1), subs], 3)

@@ -33,8 +33,9 @@ class StateDictError(EoembedError, ValueError):
         super().__init__(f"state dict does not match {model}: " + "; ".join(parts))
 
 
-def prepare_state_dict(state_dict: Mapping[str, Tensor], *, prefix: str = "",
-                       ignore: Iterable[str] = ()) -> dict[str, Tensor]:
+def prepare_state_dict(
+    state_dict: Mapping[str, Tensor], *, prefix: str = "", ignore: Iterable[str] = ()
+) -> dict[str, Tensor]:
     """Strip ``prefix`` from every key and drop keys starting with one of ``ignore``.
 
     Args:
@@ -54,7 +55,7 @@ def prepare_state_dict(state_dict: Mapping[str, Tensor], *, prefix: str = "",
             if not key.startswith(prefix):
                 lacking.append(key)
                 continue
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
         if ignore and key.startswith(ignore):
             continue
         out[key] = value
@@ -72,7 +73,7 @@ def subtree(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     Raises:
         StateDictError: No key starts with ``prefix``.
     """
-    out = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    out = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not out:
         raise StateDictError(f"sub-module {prefix!r}", [prefix + "*"], [], [])
     return out
@@ -83,9 +84,11 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, Tensor], name: str) -
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    shapes = sorted(f"{k}: got {tuple(state_dict[k].shape)}, expected {tuple(v.shape)}"
-                    for k, v in expected.items()
-                    if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape))
+    shapes = sorted(
+        f"{k}: got {tuple(state_dict[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    )
     if missing or unexpected or shapes:
         raise StateDictError(name, missing, unexpected, shapes)
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()}, strict=True)
@@ -97,20 +100,23 @@ def layer_norm(eps: float = 1e-6) -> type[nn.LayerNorm]:
     return partial(nn.LayerNorm, eps=eps)  # type: ignore[return-value]
 
 
-def vit_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-               eps: float = 1e-6) -> nn.ModuleList:
+def vit_blocks(
+    dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, eps: float = 1e-6
+) -> nn.ModuleList:
     """``depth`` timm pre-norm transformer blocks (keys ``norm1/attn.qkv/attn.proj/norm2/mlp.fc1/fc2``)."""
     from timm.models.vision_transformer import Block
 
-    return nn.ModuleList(Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, norm_layer=layer_norm(eps))
-                         for _ in range(depth))
+    return nn.ModuleList(
+        Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, norm_layer=layer_norm(eps))
+        for _ in range(depth)
+    )
 
 
 def sincos_1d(dim: int, pos: Tensor) -> Tensor:
     """MAE 1-D sin-cos embedding ``(M, dim)`` of positions ``pos``: ``[sin(p*w), cos(p*w)]`` with
     ``w_i = 10000^(-2i/dim)`` computed in float32 (as the ``*_torch`` variants of MAE-derived repos)."""
     omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device) / (dim / 2.0)
-    out = pos.reshape(-1).float()[:, None] * (1.0 / 10000 ** omega)[None]
+    out = pos.reshape(-1).float()[:, None] * (1.0 / 10000**omega)[None]
     return torch.cat([out.sin(), out.cos()], 1)
 
 
@@ -129,5 +135,7 @@ def check_input(x: Tensor, channels: int, size: int | tuple[int, int] | None, mo
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if tuple(x.shape[-2:]) != hw:
-            raise ValueError(f"{model} input x has spatial size {tuple(x.shape[-2:])}: "
-                             f"the network was built for img_size {hw}")
+            raise ValueError(
+                f"{model} input x has spatial size {tuple(x.shape[-2:])}: "
+                f"the network was built for img_size {hw}"
+            )

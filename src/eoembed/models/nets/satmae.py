@@ -45,8 +45,16 @@ FMOW_RGB_STD = (0.2877, 0.2754, 0.2764)
 #: Published configurations (from the oracles' json ``published_config``).
 PUBLISHED = {
     "rgb": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16),
-    "group": dict(img_size=96, patch_size=8, in_chans=10, embed_dim=1024, channel_embed=256, depth=24,
-                  num_heads=16, channel_groups=FMOW_S2_GROUPS),
+    "group": dict(
+        img_size=96,
+        patch_size=8,
+        in_chans=10,
+        embed_dim=1024,
+        channel_embed=256,
+        depth=24,
+        num_heads=16,
+        channel_groups=FMOW_S2_GROUPS,
+    ),
 }
 
 
@@ -59,14 +67,23 @@ def _patch_embed(img_size: int, patch_size: int, in_chans: int, dim: int) -> nn.
 class MAEViTEncoder(nn.Module):
     """Plain MAE ViT encoder: ``norm(blocks([cls + pos[0]; patch_embed(x) + pos[1:]]))``."""
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,
-                 num_heads: int, mlp_ratio: float = 4.0, name: str = "satmae") -> None:
+    def __init__(
+        self,
+        img_size: int,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        name: str = "satmae",
+    ) -> None:
         super().__init__()
         self.name, self.img_size, self.in_chans = name, img_size, in_chans
         self.grid_size = img_size // patch_size
         self.patch_embed = _patch_embed(img_size, patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size ** 2 + 1, embed_dim), requires_grad=False)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size**2 + 1, embed_dim), requires_grad=False)
         self.blocks = vit_blocks(embed_dim, depth, num_heads, mlp_ratio)
         self.norm = layer_norm()(embed_dim)
 
@@ -81,15 +98,32 @@ class MAEViTEncoder(nn.Module):
             t = blk(t)
         t = self.norm(t)
         g = self.grid_size
-        return {"grid": tokens_to_grid(t[:, 1:], g, g), "tokens": t, "cls": t[:, 0], "pooled": t[:, 1:].mean(1)}
+        return {
+            "grid": tokens_to_grid(t[:, 1:], g, g),
+            "tokens": t,
+            "cls": t[:, 0],
+            "pooled": t[:, 1:].mean(1),
+        }
 
 
 class GroupChannelViT(nn.Module):
     """Grouped-channel ViT (SatMAE multispectral); ``global_pool`` selects the fine-tune head path."""
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, channel_embed: int,
-                 depth: int, num_heads: int, channel_groups: Sequence[Sequence[int]], mlp_ratio: float = 4.0,
-                 cls_embed: bool = True, global_pool: bool = False, name: str = "satmae_group") -> None:
+    def __init__(
+        self,
+        img_size: int,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        channel_embed: int,
+        depth: int,
+        num_heads: int,
+        channel_groups: Sequence[Sequence[int]],
+        mlp_ratio: float = 4.0,
+        cls_embed: bool = True,
+        global_pool: bool = False,
+        name: str = "satmae_group",
+    ) -> None:
         super().__init__()
         self.name, self.img_size, self.in_chans = name, img_size, in_chans
         self.groups = [list(g) for g in channel_groups]
@@ -97,10 +131,12 @@ class GroupChannelViT(nn.Module):
             raise ValueError(f"channel_groups={channel_groups!r} must partition channels 0..{in_chans - 1}")
         self.grid_size = img_size // patch_size
         self.cls_embed, self.global_pool = cls_embed, global_pool
-        self.patch_embed = nn.ModuleList(_patch_embed(img_size, patch_size, len(g), embed_dim) for g in self.groups)
+        self.patch_embed = nn.ModuleList(
+            _patch_embed(img_size, patch_size, len(g), embed_dim) for g in self.groups
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         pos_dim = embed_dim - channel_embed
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size ** 2 + 1, pos_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size**2 + 1, pos_dim))
         self.channel_embed = nn.Parameter(torch.zeros(1, len(self.groups), channel_embed))
         if cls_embed:
             self.channel_cls_embed = nn.Parameter(torch.zeros(1, 1, channel_embed))
@@ -119,11 +155,11 @@ class GroupChannelViT(nn.Module):
         ``pooled`` = ``fc_norm(mean of patch tokens)`` as in the fine-tuned classifier.
         """
         check_input(x, self.in_chans, self.img_size, self.name)
-        b, n = x.shape[0], self.grid_size ** 2
+        b, n = x.shape[0], self.grid_size**2
         pos = self.pos_embed[:, 1:]
         parts = []
         for g, (group, embed) in enumerate(zip(self.groups, self.patch_embed, strict=True)):
-            ch = self.channel_embed[:, g:g + 1].expand(-1, n, -1)
+            ch = self.channel_embed[:, g : g + 1].expand(-1, n, -1)
             parts.append(embed(x[:, group]) + torch.cat([pos, ch], -1))
         cls = self.cls_token
         if self.cls_embed:
@@ -137,9 +173,16 @@ class GroupChannelViT(nn.Module):
             t = self.norm(t)
             pooled = t[:, 1:].mean(1)
         s = self.grid_size
-        group_grid = torch.stack([tokens_to_grid(t[:, 1 + i * n:1 + (i + 1) * n], s, s)
-                                  for i in range(len(self.groups))], 1)
-        return {"group_grid": group_grid, "grid": group_grid.mean(1), "tokens": t, "cls": t[:, 0], "pooled": pooled}
+        group_grid = torch.stack(
+            [tokens_to_grid(t[:, 1 + i * n : 1 + (i + 1) * n], s, s) for i in range(len(self.groups))], 1
+        )
+        return {
+            "group_grid": group_grid,
+            "grid": group_grid.mean(1),
+            "tokens": t,
+            "cls": t[:, 0],
+            "pooled": pooled,
+        }
 
 
 def _kwargs(config: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
@@ -169,8 +212,9 @@ def load_rgb(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix
     return load_strict(model, prepare_state_dict(state_dict, prefix=prefix, ignore=MAE_UNUSED), model.name)
 
 
-def load_group(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "",
-               ignore: Sequence[str] = ()) -> GroupChannelViT:
+def load_group(
+    config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "", ignore: Sequence[str] = ()
+) -> GroupChannelViT:
     """Build and strictly load the grouped-channel ViT.
 
     ``ignore`` lists checkpoint parts to drop (e.g. ``("head.",)`` for a fine-tune checkpoint,

@@ -33,8 +33,16 @@ UNUSED = MAE_UNUSED + ("proj_up_", "up_block")
 
 PUBLISHED = {
     "rgb": dict(img_size=224, patch_size=16, in_chans=3, embed_dim=1024, depth=24, num_heads=16),
-    "s2": dict(img_size=96, patch_size=8, in_chans=10, embed_dim=1024, channel_embed=256, depth=24,
-               num_heads=16, channel_groups=FMOW_S2_GROUPS),
+    "s2": dict(
+        img_size=96,
+        patch_size=8,
+        in_chans=10,
+        embed_dim=1024,
+        channel_embed=256,
+        depth=24,
+        num_heads=16,
+        channel_groups=FMOW_S2_GROUPS,
+    ),
 }
 
 
@@ -47,8 +55,9 @@ def build(variant: str, config: Mapping[str, Any]) -> MAEViTEncoder | GroupChann
     raise ValueError(f"satmaepp variant={variant!r} is invalid: allowed 'rgb', 's2'")
 
 
-def load(variant: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor],
-         prefix: str = "") -> MAEViTEncoder | GroupChannelViT:
+def load(
+    variant: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = ""
+) -> MAEViTEncoder | GroupChannelViT:
     """Build ``variant`` and strictly load a pretrain ``ckpt['model']`` (decoder/up-sampling head dropped)."""
     model = build(variant, config)
     return load_strict(model, prepare_state_dict(state_dict, prefix=prefix, ignore=UNUSED), model.name)

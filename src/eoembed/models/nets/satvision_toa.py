@@ -28,9 +28,18 @@ from eoembed.models.nets.common import check_input, load_strict, prepare_state_d
 #: MODIS bands in channel order, as the released model expects them (reflectance bands at
 #: indices 0,1,2,3,4,6; emissive at 5,7..13), each scaled to [0, 1].
 MODIS_BANDS = (1, 2, 3, 26, 6, 20, 7, 27, 28, 29, 31, 32, 33, 34)
-PUBLISHED = dict(img_size=128, patch_size=4, in_chans=14, embed_dim=512, depths=(2, 2, 42, 2),
-                 num_heads=(16, 32, 64, 128), window_size=8, mlp_ratio=4.0, extra_norm_period=6,
-                 extra_norm_stage=False)
+PUBLISHED = dict(
+    img_size=128,
+    patch_size=4,
+    in_chans=14,
+    embed_dim=512,
+    depths=(2, 2, 42, 2),
+    num_heads=(16, 32, 64, 128),
+    window_size=8,
+    mlp_ratio=4.0,
+    extra_norm_period=6,
+    extra_norm_stage=False,
+)
 #: Parts of the MiM encoder's state dict the embedding does not use.
 UNUSED = ("mask_token",)
 _KEYS = tuple(PUBLISHED)
@@ -53,9 +62,13 @@ class WindowAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
-        self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False))
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False)
+        )
         r = torch.arange(-(window - 1), window, dtype=torch.float32)
-        table = torch.stack(torch.meshgrid(r, r, indexing="ij")).permute(1, 2, 0)[None] / max(window - 1, 1) * 8
+        table = (
+            torch.stack(torch.meshgrid(r, r, indexing="ij")).permute(1, 2, 0)[None] / max(window - 1, 1) * 8
+        )
         table = torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
         self.register_buffer("relative_coords_table", table)
         c = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
@@ -69,7 +82,9 @@ class WindowAttention(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         b, n, c = x.shape
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        q, k, v = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        )
         attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
         attn = attn * torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()
         table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
@@ -77,7 +92,9 @@ class WindowAttention(nn.Module):
         attn = attn + 16 * torch.sigmoid(rpb)[None]
         if mask is not None:
             nw = mask.shape[0]
-            attn = (attn.view(b // nw, nw, self.num_heads, n, n) + mask[None, :, None]).view(b, self.num_heads, n, n)
+            attn = (attn.view(b // nw, nw, self.num_heads, n, n) + mask[None, :, None]).view(
+                b, self.num_heads, n, n
+            )
         return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
@@ -91,8 +108,16 @@ class Mlp(nn.Module):
 
 
 class SwinV2Block(nn.Module):
-    def __init__(self, dim: int, resolution: int, num_heads: int, window: int, shift: int, mlp_ratio: float,
-                 extra_norm: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        resolution: int,
+        num_heads: int,
+        window: int,
+        shift: int,
+        mlp_ratio: float,
+        extra_norm: bool,
+    ) -> None:
         super().__init__()
         if resolution <= window:
             window, shift = resolution, 0
@@ -141,15 +166,36 @@ class PatchMerging(nn.Module):
 
 
 class Stage(nn.Module):
-    def __init__(self, dim: int, resolution: int, depth: int, num_heads: int, window: int, mlp_ratio: float,
-                 extra_norm_period: int, extra_norm_stage: bool, downsample: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        resolution: int,
+        depth: int,
+        num_heads: int,
+        window: int,
+        mlp_ratio: float,
+        extra_norm_period: int,
+        extra_norm_stage: bool,
+        downsample: bool,
+    ) -> None:
         super().__init__()
         self.resolution = resolution
-        extra = [(extra_norm_period and (i + 1) % extra_norm_period == 0) or (extra_norm_stage and i + 1 == depth)
-                 for i in range(depth)]
+        extra = [
+            (extra_norm_period and (i + 1) % extra_norm_period == 0) or (extra_norm_stage and i + 1 == depth)
+            for i in range(depth)
+        ]
         self.blocks = nn.ModuleList(
-            SwinV2Block(dim, resolution, num_heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, bool(extra[i]))
-            for i in range(depth))
+            SwinV2Block(
+                dim,
+                resolution,
+                num_heads,
+                window,
+                0 if i % 2 == 0 else window // 2,
+                mlp_ratio,
+                bool(extra[i]),
+            )
+            for i in range(depth)
+        )
         self.downsample = PatchMerging(dim) if downsample else None
 
 
@@ -163,16 +209,37 @@ class PatchEmbed(nn.Module):
 class SatVisionTOA(nn.Module):
     """The SimMIM SwinV2 encoder; ``forward_tokens`` gives the pooled vector and last-stage grid."""
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depths: Sequence[int],
-                 num_heads: Sequence[int], window_size: int, mlp_ratio: float = 4.0, extra_norm_period: int = 0,
-                 extra_norm_stage: bool = False) -> None:
+    def __init__(
+        self,
+        img_size: int,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        depths: Sequence[int],
+        num_heads: Sequence[int],
+        window_size: int,
+        mlp_ratio: float = 4.0,
+        extra_norm_period: int = 0,
+        extra_norm_stage: bool = False,
+    ) -> None:
         super().__init__()
         self.img_size, self.in_chans = img_size, in_chans
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         res, n = img_size // patch_size, len(depths)
         self.layers = nn.ModuleList(
-            Stage(embed_dim * 2 ** i, res // 2 ** i, depths[i], num_heads[i], window_size, mlp_ratio,
-                  extra_norm_period, extra_norm_stage, i < n - 1) for i in range(n))
+            Stage(
+                embed_dim * 2**i,
+                res // 2**i,
+                depths[i],
+                num_heads[i],
+                window_size,
+                mlp_ratio,
+                extra_norm_period,
+                extra_norm_stage,
+                i < n - 1,
+            )
+            for i in range(n)
+        )
         self.norm = nn.LayerNorm(embed_dim * 2 ** (n - 1))
 
     def forward_tokens(self, x: Tensor) -> dict[str, Tensor]:
@@ -187,8 +254,12 @@ class SatVisionTOA(nn.Module):
             if stage.downsample is not None:
                 t = stage.downsample(t, stage.resolution)
         t = self.norm(last)
-        return {"grid": tokens_to_grid(t, r, r), "tokens": t, "pooled": t.mean(1),
-                "last_stage_map": tokens_to_grid(last, r, r)}
+        return {
+            "grid": tokens_to_grid(t, r, r),
+            "tokens": t,
+            "pooled": t.mean(1),
+            "last_stage_map": tokens_to_grid(last, r, r),
+        }
 
 
 def build(config: Mapping[str, Any]) -> SatVisionTOA:
@@ -202,4 +273,6 @@ def build(config: Mapping[str, Any]) -> SatVisionTOA:
 def load(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "") -> SatVisionTOA:
     """Build and strictly load the encoder state dict (``mask_token`` dropped). For the DeepSpeed
     file use ``subtree(ckpt['module'], 'encoder.')`` first."""
-    return load_strict(build(config), prepare_state_dict(state_dict, prefix=prefix, ignore=UNUSED), "satvision_toa")
+    return load_strict(
+        build(config), prepare_state_dict(state_dict, prefix=prefix, ignore=UNUSED), "satvision_toa"
+    )

@@ -69,8 +69,15 @@ class PatchEmbed(nn.Module):
 class TerraFM(nn.Module):
     """TerraFM ViT; ``forward_tokens`` gives the normed CLS (pooled) and the last-block grid."""
 
-    def __init__(self, img_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int,
-                 mlp_ratio: float = 4.0) -> None:
+    def __init__(
+        self,
+        img_size: int,
+        patch_size: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -100,8 +107,10 @@ class TerraFM(nn.Module):
             stem = "s1" if x.shape[1] == 2 else "s2_l1c"
         want = 2 if stem == "s1" else 12
         if stem not in STEMS or x.shape[1] != want:
-            raise ValueError(f"terrafm stem={stem!r} with {x.shape[1]} channels: allowed {STEMS} "
-                             "(s1 takes 2 channels, the S2 stems 12)")
+            raise ValueError(
+                f"terrafm stem={stem!r} with {x.shape[1]} channels: allowed {STEMS} "
+                "(s1 takes 2 channels, the S2 stems 12)"
+            )
         h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
         t = self.patch_embed(x, stem)
         t = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), t], 1) + self._pos(h, w)

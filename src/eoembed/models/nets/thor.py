@@ -29,14 +29,31 @@ from torch.nn import functional as F
 from eoembed.models.nets.common import layer_norm, load_strict, prepare_state_dict, sincos_1d, vit_blocks
 
 #: Wrapper band order for S2 (terratorch names -> THOR names): B2,B3,B4,B5,B6,B7,B8,B8A,B11,B12.
-S2_BANDS = ("S2:Blue", "S2:Green", "S2:Red", "S2:RE1", "S2:RE2", "S2:RE3", "S2:NIR", "S2:RE4", "S2:SWIR1",
-            "S2:SWIR2")
+S2_BANDS = (
+    "S2:Blue",
+    "S2:Green",
+    "S2:Red",
+    "S2:RE1",
+    "S2:RE2",
+    "S2:RE3",
+    "S2:NIR",
+    "S2:RE4",
+    "S2:SWIR1",
+    "S2:SWIR2",
+)
 #: Pretraining normalisation (reflectance/10000 scale) from thor_terratorch_ext THOR_NORMALIZATION_PARAMS.
 S2_NORMALIZATION = {
-    "S2:Blue": (0.176620, 0.264520), "S2:Green": (0.195923, 0.252949), "S2:Red": (0.213948, 0.259180),
-    "S2:NIR": (0.308133, 0.226434), "S2:RE1": (0.263378, 0.272771), "S2:RE2": (0.300818, 0.248175),
-    "S2:RE3": (0.313144, 0.235432), "S2:RE4": (0.320993, 0.223274), "S2:SWIR1": (0.221550, 0.171606),
-    "S2:SWIR2": (0.175772, 0.156223), "S2:CoastAerosal": (0.182569, 0.282463),
+    "S2:Blue": (0.176620, 0.264520),
+    "S2:Green": (0.195923, 0.252949),
+    "S2:Red": (0.213948, 0.259180),
+    "S2:NIR": (0.308133, 0.226434),
+    "S2:RE1": (0.263378, 0.272771),
+    "S2:RE2": (0.300818, 0.248175),
+    "S2:RE3": (0.313144, 0.235432),
+    "S2:RE4": (0.320993, 0.223274),
+    "S2:SWIR1": (0.221550, 0.171606),
+    "S2:SWIR2": (0.175772, 0.156223),
+    "S2:CoastAerosal": (0.182569, 0.282463),
     "S2:WaterVapor": (0.322589, 0.235857),
 }
 _OLCI = [f"S3:Oa{i:02d}_reflectance" for i in range(1, 22)]
@@ -47,18 +64,37 @@ GROUPS: tuple[tuple[str, ...], ...] = (
     ("S2:CoastAerosal", "S2:WaterVapor"),
     ("S1:IW-VH", "S1:IW-VV", "S1:EW-VH", "S1:EW-VV"),
     ("S1:IW-HV", "S1:IW-HH", "S1:EW-HV", "S1:EW-HH"),
-    tuple(_OLCI[:7]), tuple(_OLCI[7:14]), tuple(_OLCI[14:]),
+    tuple(_OLCI[:7]),
+    tuple(_OLCI[7:14]),
+    tuple(_OLCI[14:]),
     tuple(f"S3:S{i}_reflectance_an" for i in range(1, 7)),
     ("S3:S7_BT_in", "S3:S8_BT_in", "S3:S9_BT_in"),
 )
-_GSD = {"S2:Red": 10, "S2:Green": 10, "S2:Blue": 10, "S2:NIR": 10, "S2:RE1": 20, "S2:RE2": 20, "S2:RE3": 20,
-        "S2:RE4": 20, "S2:SWIR1": 20, "S2:SWIR2": 20, "S2:CoastAerosal": 60, "S2:WaterVapor": 60,
-        **{f"S1:{m}-{p}": 10 for m in ("IW", "EW") for p in ("VV", "VH", "HV", "HH")},
-        **dict.fromkeys(_OLCI, 240), **{f"S3:S{i}_reflectance_an": 480 for i in range(1, 7)},
-        **{f"S3:S{i}_BT_in": 960 for i in range(7, 10)}}
+_GSD = {
+    "S2:Red": 10,
+    "S2:Green": 10,
+    "S2:Blue": 10,
+    "S2:NIR": 10,
+    "S2:RE1": 20,
+    "S2:RE2": 20,
+    "S2:RE3": 20,
+    "S2:RE4": 20,
+    "S2:SWIR1": 20,
+    "S2:SWIR2": 20,
+    "S2:CoastAerosal": 60,
+    "S2:WaterVapor": 60,
+    **{f"S1:{m}-{p}": 10 for m in ("IW", "EW") for p in ("VV", "VH", "HV", "HH")},
+    **dict.fromkeys(_OLCI, 240),
+    **{f"S3:S{i}_reflectance_an": 480 for i in range(1, 7)},
+    **{f"S3:S{i}_BT_in": 960 for i in range(7, 10)},
+}
 #: Per-channel GSD (m), reference kernel size (px) and shared conv name (S1 IW/EW share one).
 CHANNELS: dict[str, dict[str, Any]] = {
-    name: {"GSD": gsd, "patch_size": 16, **({"patch_embed_name": "S1:" + name[-2:]} if name[:3] == "S1:" else {})}
+    name: {
+        "GSD": gsd,
+        "patch_size": 16,
+        **({"patch_embed_name": "S1:" + name[-2:]} if name[:3] == "S1:" else {}),
+    }
     for name, gsd in _GSD.items()
 }
 PUBLISHED = {
@@ -68,19 +104,31 @@ PUBLISHED = {
     "large": dict(embed_dim=1024, depth=24, num_heads=16, band_embed_dim=256),
 }
 #: Shared by every size: ground cover 2880 m, FlexiViT patch 8, reference patch 4, all ten groups.
-PUBLISHED_COMMON = dict(mlp_ratio=4.0, ground_cover=2880, patch_size=8, ref_patch_size=4, groups=GROUPS,
-                        channels=CHANNELS)
+PUBLISHED_COMMON = dict(
+    mlp_ratio=4.0, ground_cover=2880, patch_size=8, ref_patch_size=4, groups=GROUPS, channels=CHANNELS
+)
 #: Parts of a pretrain checkpoint the encoder does not build (after stripping ``encoder.``).
 UNUSED = ("decoder_", "decode_", "ref_pos_embed", "pos_embed")
-_KEYS = ("embed_dim", "depth", "num_heads", "band_embed_dim", "mlp_ratio", "ground_cover", "patch_size",
-         "ref_patch_size", "groups", "channels")
+_KEYS = (
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "band_embed_dim",
+    "mlp_ratio",
+    "ground_cover",
+    "patch_size",
+    "ref_patch_size",
+    "groups",
+    "channels",
+)
 
 
 def alibi_slopes(n: int) -> list[float]:
     """ALiBi head slopes (geometric for powers of two, interleaved otherwise)."""
+
     def power_of_2(m: int) -> list[float]:
         start = 2 ** (-(2 ** -(math.log2(m) - 3)))
-        return [start * start ** i for i in range(m)]
+        return [start * start**i for i in range(m)]
 
     if math.log2(n).is_integer():
         return power_of_2(n)
@@ -105,10 +153,19 @@ class IndPatchEmbed(nn.Module):
 class ThorEncoder(nn.Module):
     """THOR v1 encoder with ALiBi and patch-size embedding (``cls_token_type='pooled'``)."""
 
-    def __init__(self, embed_dim: int, depth: int, num_heads: int, band_embed_dim: int, mlp_ratio: float = 4.0,
-                 ground_cover: int = 2880, patch_size: int = 8, ref_patch_size: int = 4,
-                 groups: Sequence[Sequence[str]] = GROUPS,
-                 channels: Mapping[str, Mapping[str, Any]] = CHANNELS) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        band_embed_dim: int,
+        mlp_ratio: float = 4.0,
+        ground_cover: int = 2880,
+        patch_size: int = 8,
+        ref_patch_size: int = 4,
+        groups: Sequence[Sequence[str]] = GROUPS,
+        channels: Mapping[str, Mapping[str, Any]] = CHANNELS,
+    ) -> None:
         super().__init__()
         unknown = sorted({b for g in groups for b in g} - set(channels))
         if unknown:
@@ -121,8 +178,9 @@ class ThorEncoder(nn.Module):
         self.pos_dim = embed_dim - band_embed_dim
         self.ind_patch_embed = IndPatchEmbed(self.channels, embed_dim)
         groups_sincos = sincos_1d(band_embed_dim, torch.arange(len(groups), dtype=torch.float32))
-        self.band_embed = nn.ParameterDict({g: nn.Parameter(groups_sincos[i], requires_grad=False)
-                                            for i, g in enumerate(self.groups)})
+        self.band_embed = nn.ParameterDict(
+            {g: nn.Parameter(groups_sincos[i], requires_grad=False) for i, g in enumerate(self.groups)}
+        )
         self.register_buffer("encoder_slopes", torch.tensor(alibi_slopes(num_heads)))
         self.blocks = vit_blocks(embed_dim, depth, num_heads, mlp_ratio)
         self.norm = layer_norm()(embed_dim)
@@ -157,18 +215,27 @@ class ThorEncoder(nn.Module):
                 continue
             gsd, p = self.channels[present[0]]["GSD"], self.patch_size
             for m in present:
-                if bands[m].shape[-1] * gsd != self.ground_cover or bands[m].shape[-2] * gsd != self.ground_cover:
-                    raise ValueError(f"thor band {m} has shape {tuple(bands[m].shape)}: expected "
-                                     f"{self.ground_cover // gsd} px (ground_cover {self.ground_cover} m / GSD {gsd} m)")
+                if (
+                    bands[m].shape[-1] * gsd != self.ground_cover
+                    or bands[m].shape[-2] * gsd != self.ground_cover
+                ):
+                    raise ValueError(
+                        f"thor band {m} has shape {tuple(bands[m].shape)}: expected "
+                        f"{self.ground_cover // gsd} px (ground_cover {self.ground_cover} m / GSD {gsd} m)"
+                    )
             tok = torch.stack([self._embed_band(m, bands[m]) for m in present], -1).mean(-1)
             n = int(round(tok.shape[1] ** 0.5))
             ps = self.ground_cover // n // gsd
             if ps * gsd * n != self.ground_cover:
-                raise ValueError(f"thor: patch size {p} does not tile ground_cover {self.ground_cover} at GSD {gsd}")
-            size = torch.full((n * n,), ps * gsd / (self.ref_patch_size * self.min_gsd), dtype=tok.dtype,
-                              device=tok.device)
-            aux = torch.cat([sincos_1d(self.pos_dim, size).to(tok.dtype),
-                             self.band_embed[gname].expand(n * n, -1)], -1)
+                raise ValueError(
+                    f"thor: patch size {p} does not tile ground_cover {self.ground_cover} at GSD {gsd}"
+                )
+            size = torch.full(
+                (n * n,), ps * gsd / (self.ref_patch_size * self.min_gsd), dtype=tok.dtype, device=tok.device
+            )
+            aux = torch.cat(
+                [sincos_1d(self.pos_dim, size).to(tok.dtype), self.band_embed[gname].expand(n * n, -1)], -1
+            )
             parts.append(tok + aux)
             layout.append((n, ps, gsd))
         if not parts:
@@ -179,19 +246,27 @@ class ThorEncoder(nn.Module):
             t = blk(t, attn_mask=bias)
         grids, start = [], 0
         for n, _, _ in layout:
-            grids.append(t[:, start:start + n * n].transpose(1, 2).reshape(t.shape[0], -1, n, n))
+            grids.append(t[:, start : start + n * n].transpose(1, 2).reshape(t.shape[0], -1, n, n))
             start += n * n
         top = max(n for n, _, _ in layout)
-        merged = torch.stack([g if g.shape[-1] == top else F.interpolate(g, size=(top, top), mode="bilinear")
-                              for g in grids]).mean(0)
-        return {"tokens": t, "tokens_final_norm": self.norm(t), "group_grids": grids, "grid": merged,
-                "pooled": t.mean(1)}
+        merged = torch.stack(
+            [g if g.shape[-1] == top else F.interpolate(g, size=(top, top), mode="bilinear") for g in grids]
+        ).mean(0)
+        return {
+            "tokens": t,
+            "tokens_final_norm": self.norm(t),
+            "group_grids": grids,
+            "grid": merged,
+            "pooled": t.mean(1),
+        }
 
     def preprocess(self, x: Tensor, bands: Sequence[str] = S2_BANDS) -> dict[str, Tensor]:
         """The wrapper's step: band ``i`` of ``x`` resized bilinearly to ground_cover/GSD pixels."""
         if x.ndim != 4 or x.shape[1] != len(bands):
-            raise ValueError(f"thor input x has shape {tuple(x.shape)}: expected (B, {len(bands)}, H, W) "
-                             f"for bands {list(bands)}")
+            raise ValueError(
+                f"thor input x has shape {tuple(x.shape)}: expected (B, {len(bands)}, H, W) "
+                f"for bands {list(bands)}"
+            )
         out = {}
         for i, name in enumerate(bands):
             if name not in self.channels:
@@ -213,8 +288,9 @@ def build(config: Mapping[str, Any]) -> ThorEncoder:
     return ThorEncoder(**config)
 
 
-def load(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "",
-         ignore: Sequence[str] = ()) -> ThorEncoder:
+def load(
+    config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "", ignore: Sequence[str] = ()
+) -> ThorEncoder:
     """Build and strictly load; for a released pretrain file pass ``prefix="encoder."`` and
     ``ignore=UNUSED`` (upstream loads it with ``strict=False`` and these ignore patterns)."""
     return load_strict(build(config), prepare_state_dict(state_dict, prefix=prefix, ignore=ignore), "thor")

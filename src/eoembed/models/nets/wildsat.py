@@ -21,12 +21,28 @@ from torch import Tensor, nn
 from eoembed.models.nets.common import check_input, load_strict, prepare_state_dict, tokens_to_grid
 
 #: Published configuration: torchvision vit_b_16 + 256-d ThreeLinearModel (train.py defaults).
-PUBLISHED = dict(image_size=224, patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072,
-                 num_classes=1000, num_outputs=256)
+PUBLISHED = dict(
+    image_size=224,
+    patch_size=16,
+    num_layers=12,
+    num_heads=12,
+    hidden_dim=768,
+    mlp_dim=3072,
+    num_classes=1000,
+    num_outputs=256,
+)
 #: Prefix of the keys in ``ckpt['satellite_state_dict']`` (DataParallel wrapper).
 CHECKPOINT_PREFIX = "module."
-_KEYS = ("image_size", "patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim", "num_classes",
-         "num_outputs")
+_KEYS = (
+    "image_size",
+    "patch_size",
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "mlp_dim",
+    "num_classes",
+    "num_outputs",
+)
 
 
 class ThreeLinear(nn.Module):
@@ -41,15 +57,30 @@ class ThreeLinear(nn.Module):
 class WildSATViT(nn.Module):
     """torchvision ViT (with ImageNet head) + WildSAT ThreeLinear projection heads."""
 
-    def __init__(self, image_size: int, patch_size: int, num_layers: int, num_heads: int, hidden_dim: int,
-                 mlp_dim: int, num_classes: int, num_outputs: int) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        mlp_dim: int,
+        num_classes: int,
+        num_outputs: int,
+    ) -> None:
         super().__init__()
         from torchvision.models.vision_transformer import VisionTransformer
 
         self.image_size, self.grid_size = image_size, image_size // patch_size
-        self.backbone = VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers,
-                                          num_heads=num_heads, hidden_dim=hidden_dim, mlp_dim=mlp_dim,
-                                          num_classes=num_classes)
+        self.backbone = VisionTransformer(
+            image_size=image_size,
+            patch_size=patch_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+            num_classes=num_classes,
+        )
         self.decoder = ThreeLinear(num_classes, num_outputs)
 
     def forward_tokens(self, x: Tensor) -> dict[str, Tensor]:
@@ -65,8 +96,15 @@ class WildSATViT(nn.Module):
         dec = self.decoder
         image = dec.backbone3(feats)
         g = self.grid_size
-        return {"grid": tokens_to_grid(t[:, 1:], g, g), "tokens": t, "feats": feats, "image": image,
-                "text": dec.backbone1(feats), "sinr": dec.backbone2(feats), "pooled": image}
+        return {
+            "grid": tokens_to_grid(t[:, 1:], g, g),
+            "tokens": t,
+            "feats": feats,
+            "image": image,
+            "text": dec.backbone1(feats),
+            "sinr": dec.backbone2(feats),
+            "pooled": image,
+        }
 
 
 def build(config: Mapping[str, Any]) -> WildSATViT:
