@@ -163,3 +163,10 @@ def test_tiny_networks_give_token_grids() -> None:
     assert out["grid"].shape == (1, 16 * 1, 3, 3)  # T 4 -> 2 -> 1 frame, 12 px -> 6 -> 3
     t = thor.build(CASES["thor"][2]).eval().forward_tokens(torch.randn(1, 10, 16, 16))
     assert t["grid"].shape == (1, 24, 2, 2) and t["tokens"].shape == (1, 4 + 1, 24)
+
+
+def test_fmow_sentinel_tables_are_consistent() -> None:
+    kept = [satmae.FMOW_S2_13_BANDS.index(b) for b in satmae.FMOW_S2_BANDS]
+    assert [i for i in range(13) if i not in kept] == [0, 9, 10]  # B1, B9, B10 dropped
+    assert len(satmae.FMOW_S2_13_MEAN) == len(satmae.FMOW_S2_13_STD) == 13
+    assert sorted(c for g in satmae.FMOW_S2_GROUPS for c in g) == list(range(10))

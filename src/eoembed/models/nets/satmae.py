@@ -38,6 +38,41 @@ MAE_UNUSED = ("decoder_", "mask_token")
 #: fMoW-Sentinel band order of the grouped model (B1, B9, B10 dropped) and its groups.
 FMOW_S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 FMOW_S2_GROUPS = ((0, 1, 2, 6), (3, 4, 5, 7), (8, 9))
+#: fMoW-Sentinel 13-band statistics (B1..B12 with B8A and B10; raw L1C DN) of SatMAE/SatMAE++
+#: ``SentinelIndividualImageDataset``. ``SentinelNormalize`` maps each band with
+#: ``clip((x - (mean - 2 std)) / (4 std) * 255, 0, 255)`` to uint8, then ToTensor (/255); bands
+#: 0, 9, 10 (B1, B9, B10) are dropped AFTER normalising, leaving :data:`FMOW_S2_BANDS`.
+FMOW_S2_13_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+FMOW_S2_13_MEAN = (
+    1370.19151926,
+    1184.3824625,
+    1120.77120066,
+    1136.26026392,
+    1263.73947144,
+    1645.40315151,
+    1846.87040806,
+    1762.59530783,
+    1972.62420416,
+    582.72633433,
+    14.77112979,
+    1732.16362238,
+    1247.91870117,
+)
+FMOW_S2_13_STD = (
+    633.15169573,
+    650.2842772,
+    712.12507725,
+    965.23119807,
+    948.9819932,
+    1108.06650639,
+    1258.36394548,
+    1233.1492281,
+    1364.38688993,
+    472.37967789,
+    14.3114637,
+    1310.36996126,
+    1087.6020813,
+)
 #: fMoW-RGB normalisation of the repo (after ToTensor, RGB order).
 FMOW_RGB_MEAN = (0.4182, 0.4215, 0.3991)
 FMOW_RGB_STD = (0.2877, 0.2754, 0.2764)
