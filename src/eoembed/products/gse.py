@@ -22,10 +22,18 @@ Index columns (options; defaults as published in ``aef_index.parquet``): ``path`
 ``wgs84_north``; without the bounds columns the GeoParquet geometry column (``geom``, any CRS
 given in the file's ``geo`` metadata) is used.
 
-Each file: 64 int8 bands ``A00``..``A63`` in a UTM CRS; ``-128`` is nodata (in every band at once).
-Values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (TorchGeo returns the raw int8). The
-Source Cooperative mirror stores files **bottom-up** (positive y resolution); they are flipped to
-north-up here. ``.vrt`` side-cars are ignored. Reading from the Earth Engine asset
+Each file: 64 bands ``A00``..``A63`` in a UTM CRS, decoded by its own dtype:
+
+* **int8** (the official GCS / Source Cooperative COGs): ``-128`` is nodata (in every band at
+  once); values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (the product's documented
+  mapping; TorchGeo returns the raw int8).
+* **float** (the Hugging Face Major-TOM AlphaEarth layout ``<year>/<row>/<col>/.../<id>.tif``,
+  float64 values already in [-1, 1]): read as they are (no dequantisation), the file's nodata
+  value (if any) and NaN mean no data. Directories that are not UTM zone names are searched
+  recursively, so this layout is found under its year directory.
+
+The Source Cooperative mirror stores files **bottom-up** (positive y resolution); they are
+flipped to north-up here. ``.vrt`` side-cars are ignored. Reading from the Earth Engine asset
 ``GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL`` needs the GEE provider and is not implemented here.
 """
 
@@ -49,12 +57,13 @@ import shapely
 from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
 from eoembed.grid import utm_epsg
 from eoembed.items import Request
-from eoembed.models.base import ModelCard
-from eoembed.products.base import PRODUCT_FAMILY, PixelProduct
-from eoembed.products.raster import Tile, find_files, lonlat_bounds, raster_tile
+from eoembed.products.base import ProductCard
+from eoembed.products.pixel import PixelProduct
+from eoembed.products.raster import (RasterMeta, Tile, decoded_tile, find_files, lonlat_bounds, nodata_to_nan,
+                                     raster_meta, raster_tile)
 
 __all__ = ["AEF_INDEX_URL", "AEF_NODATA", "GoogleSatelliteEmbedding", "TileIndex", "check_tile_index",
-           "dequantize_aef", "read_tile_index", "resolve_href"]
+           "decode_gse_tile", "dequantize_aef", "read_tile_index", "resolve_href"]
 
 AEF_NODATA = -128
 #: The tile index of the public mirror on Source Cooperative.
@@ -74,6 +83,24 @@ def dequantize_aef(raw: np.ndarray) -> np.ndarray:
     out = np.sign(v) * np.square(np.abs(v) / np.float32(127.5))
     out[raw == AEF_NODATA] = np.nan
     return out.astype(np.float32)
+
+
+def decode_gse_tile(tile: Tile, meta: RasterMeta) -> Tile:
+    """The decoded tile: int8 files dequantized (``-128`` or the file's nodata -> NaN), float files
+    as stored (their nodata -> NaN). Any other dtype is refused."""
+    if meta.is_float:
+        return decoded_tile(tile, lambda raw: nodata_to_nan(raw, meta.nodata), tile.count)
+    if np.dtype(meta.dtype) == np.int8:
+        nodata = AEF_NODATA if meta.nodata is None else int(meta.nodata)
+
+        def decode(raw: np.ndarray) -> np.ndarray:
+            out = dequantize_aef(raw)
+            out[:, (raw == nodata).all(axis=0)] = np.nan
+            return out
+
+        return decoded_tile(tile, decode, tile.count)
+    raise ProviderError(f"gse file {tile.name}: dtype {meta.dtype} is neither int8 (quantized AEF) nor "
+                        f"float (Major-TOM AlphaEarth); allowed: int8, float32, float64")
 
 
 # ------------------------------------------------------------------ tile index
@@ -279,12 +306,13 @@ def _open_tile(href: str) -> Tile:
 
     with rasterio.Env(**GDAL_HTTP):
         tile = raster_tile(href)
+        meta = raster_meta(href)
 
     def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         with rasterio.Env(**GDAL_HTTP):
             return tile.read(r0, r1, c0, c1)
 
-    return dataclasses.replace(tile, read=read)
+    return decode_gse_tile(dataclasses.replace(tile, read=read), meta)
 
 
 # ------------------------------------------------------------------ local directory layout
@@ -300,11 +328,15 @@ def _zone_tiles(zone_dir: str) -> tuple[tuple[str, tuple[float, float, float, fl
 class GoogleSatelliteEmbedding(PixelProduct):
     """AlphaEarth Foundations annual satellite embedding, read from COG tiles (local or remote)."""
 
-    card = ModelCard(
-        id="gse", family=PRODUCT_FAMILY, kind="precomputed",
+    card = ProductCard(
+        id="gse",
         description="Google Satellite Embedding V1 (AlphaEarth Foundations), annual 64-d unit vectors at 10 m",
-        collection="", bands=(), wavelengths_nm=(), native_gsd_m=10.0, input_size=None,
-        temporal="single", frames=1, dims=64, outputs=("pooled", "grid"),
+        dims=64, outputs=("pooled", "grid"), native_gsd_m=10.0,
+        layout=("<year>/<UTM zone><N|S>/<tile>.tiff: int8 COGs (GCS / Source Cooperative mirror, bottom-up)",
+                "<year>/<row>/<col>/.../<id>.tif: float64 tiles (Hugging Face Major-TOM AlphaEarth)",
+                "the mirror's GeoParquet tile index aef_index.parquet (local or http(s))"),
+        temporal="annual", coverage=("2017-01-01", "2026-01-01"),
+        dequantisation="int8: sign(v) * (|v| / 127.5)^2, -128 = no data; float files as stored",
         licence="CC-BY-4.0 (attribution: The AlphaEarth Foundations Satellite Embedding dataset is "
                 "produced by Google and Google DeepMind.)",
         citation="Brown et al. (2025), AlphaEarth Foundations: An embedding field model for accurate and "
@@ -314,8 +346,6 @@ class GoogleSatelliteEmbedding(PixelProduct):
         **PixelProduct.default_options, "index": None, "index_path_column": "path",
         "index_year_column": "year", "index_bounds_columns": BOUNDS_COLUMNS,
         "index_geometry_column": "geom"}
-    years = (2017, 2025)
-    res_m = 10.0
     source_help = ("a local directory laid out as <year>/<zone><N|S>/<tile>.tiff (the AEF COG mirror); "
                    f"or the mirror's tile index (.parquet, local or http(s), e.g. {AEF_INDEX_URL}); "
                    "or an http(s) base URL of that layout together with option index")
@@ -385,11 +415,5 @@ class GoogleSatelliteEmbedding(PixelProduct):
         for d in dirs:
             for path, bounds in _zone_tiles(str(d)):
                 if shapely.box(*bounds).intersects(geom):
-                    hits.append(raster_tile(path))
+                    hits.append(decode_gse_tile(raster_tile(path), raster_meta(path)))
         return hits
-
-    def raw_format(self, tiles: list) -> tuple[int, object, float]:
-        return 64, np.int8, AEF_NODATA
-
-    def decode(self, raw: np.ndarray) -> np.ndarray:
-        return dequantize_aef(raw)
