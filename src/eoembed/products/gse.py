@@ -24,8 +24,9 @@ given in the file's ``geo`` metadata) is used.
 
 Each file: 64 bands ``A00``..``A63`` in a UTM CRS, decoded by its own dtype:
 
-* **int8** (the official GCS / Source Cooperative COGs): ``-128`` is nodata (in every band at
-  once); values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (the product's documented
+* **int8** (the official GCS / Source Cooperative COGs): ``-128`` is nodata (published files
+  mask every band at once; a pixel with ``-128`` in any band has no complete vector and counts
+  as no data); values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (the product's documented
   mapping; TorchGeo returns the raw int8).
 * **float** (the Hugging Face Major-TOM AlphaEarth layout ``<year>/<row>/<col>/.../<id>.tif``,
   float64 values already in [-1, 1]): read as they are (no dequantisation), the file's nodata
@@ -95,7 +96,7 @@ def decode_gse_tile(tile: Tile, meta: RasterMeta) -> Tile:
 
         def decode(raw: np.ndarray) -> np.ndarray:
             out = dequantize_aef(raw)
-            out[:, (raw == nodata).all(axis=0)] = np.nan
+            out[:, (raw == nodata).any(axis=0)] = np.nan  # a pixel with a masked band has no full vector
             return out
 
         return decoded_tile(tile, decode, tile.count)

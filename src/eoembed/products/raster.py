@@ -136,10 +136,12 @@ def decoded_tile(tile: Tile, decode: Callable[[np.ndarray], np.ndarray], count: 
 
 
 def nodata_to_nan(raw: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Float32 copy of ``raw`` with pixels equal to ``nodata`` in every band set to NaN."""
+    """Float32 copy of ``raw``; a pixel equal to ``nodata`` (or NaN) in any band is NaN in all."""
     out = raw.astype(np.float32)
+    bad = np.isnan(out).any(axis=0)
     if nodata is not None and not np.isnan(nodata):
-        out[:, (raw == nodata).all(axis=0)] = np.nan
+        bad |= (raw == nodata).any(axis=0)
+    out[:, bad] = np.nan
     return out
 
 
