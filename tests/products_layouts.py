@@ -79,9 +79,11 @@ def tessera_npy(root: Path, seed: int = 3) -> Layout:
     d.mkdir(parents=True, exist_ok=True)
     np.save(d / "grid_3.05_52.35.npy", q)
     np.save(d / "grid_3.05_52.35_scales.npy", s)
-    mask = _tif(root / "global_0.1_degree_tiff_all" / "grid_3.05_52.35.tiff", np.ones((1, SIZE, SIZE), np.uint8),
-                "EPSG:32631", (10.0, 0.0, 500003.7, 0.0, -10.0, 5800006.2))
-    return Layout("tessera_npy", "tessera", root, [d / "grid_3.05_52.35.npy", d / "grid_3.05_52.35_scales.npy", mask])
+    mask = _tif(root / "global_0.1_degree_tiff_all" / "grid_3.05_52.35.tiff",
+                np.ones((1, SIZE, SIZE), np.uint8), "EPSG:32631",
+                (10.0, 0.0, 500003.7, 0.0, -10.0, 5800006.2))
+    files = [d / "grid_3.05_52.35.npy", d / "grid_3.05_52.35_scales.npy", mask]
+    return Layout("tessera_npy", "tessera", root, files)
 
 
 def esd(root: Path, seed: int = 4) -> Layout:
@@ -189,7 +191,8 @@ def earth_index(root: Path, seed: int = 11) -> Layout:
     import geopandas as gpd
 
     xs, ys = _grid_points(step=0.003)
-    gdf = gpd.GeoDataFrame({"id": np.arange(4), "embedding": list(np.random.default_rng(seed).random((4, 384)))},
+    emb = list(np.random.default_rng(seed).random((4, 384)))
+    gdf = gpd.GeoDataFrame({"id": np.arange(4), "embedding": emb},
                            geometry=gpd.points_from_xy(xs, ys))
     p = root / "2024" / "01GDM_2024-01-01_2025-01-01.parquet"
     p.parent.mkdir(parents=True, exist_ok=True)

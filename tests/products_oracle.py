@@ -121,7 +121,8 @@ def _square(lon: float, lat: float, size_m: float):
     back = Transformer.from_crs(utm, "EPSG:4326", always_xy=True)
     cx, cy = fwd.transform(lon, lat)
     h = size_m / 2
-    return shapely.Polygon([back.transform(cx + dx, cy + dy) for dx, dy in ((-h, -h), (h, -h), (h, h), (-h, h))])
+    corners = ((-h, -h), (h, -h), (h, h), (-h, h))
+    return shapely.Polygon([back.transform(cx + dx, cy + dy) for dx, dy in corners])
 
 
 def patch_table(layout):
@@ -132,18 +133,21 @@ def patch_table(layout):
     (path,) = layout.files
     t = pq.read_table(path)
     names = t.column_names
-    emb = np.asarray(t.column("embedding" if "embedding" in names else "embeddings").to_pylist(), dtype=np.float64)
+    column = "embedding" if "embedding" in names else "embeddings"
+    emb = np.asarray(t.column(column).to_pylist(), dtype=np.float64)
     size = layout.options.get("patch_m")
     if "geometry" in names:
         geoms = shapely.from_wkb(np.asarray(t.column("geometry").to_pylist(), dtype=object))
-        geoms = np.asarray([_square(g.x, g.y, size) if g.geom_type == "Point" else g for g in geoms], dtype=object)
+        geoms = np.asarray([_square(g.x, g.y, size) if g.geom_type == "Point" else g for g in geoms],
+                           dtype=object)
     else:
         lons, lats = t.column("centre_lon").to_pylist(), t.column("centre_lat").to_pylist()
         geoms = np.asarray([_square(x, y, size) for x, y in zip(lons, lats)], dtype=object)
     times = None
     for col in ("date", "datetime", "timestamp"):
         if col in names:
-            times = np.asarray([np.datetime64(str(v)[:19]) for v in t.column(col).to_pylist()], "datetime64[s]")
+            values = t.column(col).to_pylist()
+            times = np.asarray([np.datetime64(str(v)[:19]) for v in values], "datetime64[s]")
             break
     if times is None and layout.model == "clay":
         day = re.findall(r"_(\d{8})\.", Path(path).name)[-1]

@@ -100,7 +100,8 @@ def test_larger_rois_read_each_grid_pixel_at_its_centre(tmp_path, name):
         if same_crs or np.array_equal(got[:, r, c], exact.astype(np.float32), equal_nan=True):
             expected[:, r, c] = exact
         else:
-            assert any(np.array_equal(got[:, r, c], v.astype(np.float32), equal_nan=True) for v in near), (r, c)
+            assert any(np.array_equal(got[:, r, c], v.astype(np.float32), equal_nan=True)
+                       for v in near), (r, c)
             expected[:, r, c] = got[:, r, c]
             ambiguous += 1
     np.testing.assert_allclose(got, expected.astype(np.float32), rtol=1e-6, equal_nan=True)

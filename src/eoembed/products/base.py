@@ -169,14 +169,16 @@ class Product(ABC):
     #: One line telling users what ``source`` must point at.
     source_help: ClassVar[str] = ""
 
-    def __init__(self, options: dict[str, Any] | None = None, source: str | None = None, **_unused: Any) -> None:
+    def __init__(self, options: dict[str, Any] | None = None, source: str | None = None,
+                 **_unused: Any) -> None:
         opts = dict(self.default_options)
         unknown = sorted(set(options or {}) - set(opts))
         if unknown:
             raise ConfigError(f"model {self.card.id!r}: unknown option(s) {unknown}; allowed: {sorted(opts)}")
         opts.update(options or {})
         if "outside_coverage" in opts and opts["outside_coverage"] not in OUTSIDE_COVERAGE:
-            raise ConfigError(f"model {self.card.id!r}: option outside_coverage={opts['outside_coverage']!r}; "
+            raise ConfigError(f"model {self.card.id!r}: option "
+                              f"outside_coverage={opts['outside_coverage']!r}; "
                               f"allowed: {list(OUTSIDE_COVERAGE)}")
         self.options = opts
         self.source = source
@@ -235,8 +237,8 @@ class Product(ABC):
                 raise NoDataError(f"{c.id}: the request window {window} is outside the product's coverage "
                                   f"{cover}; allowed: a window overlapping it (or set option "
                                   f"outside_coverage: nearest to use the product anyway)")
-            extra["temporal_mapping"] = (f"request window {window} is outside the coverage {cover}; the product's "
-                                         f"layer was used (option outside_coverage: nearest)")
+            extra["temporal_mapping"] = (f"request window {window} is outside the coverage {cover}; "
+                                         f"the product's layer was used (option outside_coverage: nearest)")
             return None, extra
         first, last = c.years
         forced = self.options.get("year")

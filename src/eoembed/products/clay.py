@@ -33,11 +33,13 @@ class ClayEmbeddings(PatchProduct):
 
     card = ProductCard(
         id="clay",
-        description="Clay foundation model chip embeddings (v0 Sentinel-2 768-d; v1.5 Sentinel-2/NAIP 1024-d)",
+        description="Clay foundation model chip embeddings (v0 Sentinel-2 768-d; "
+                    "v1.5 Sentinel-2/NAIP 1024-d)",
         dims=768, outputs=("pooled", "patches"), native_gsd_m=10.0,
         layout=("<MGRS>_<start>_<end>_v001.gpq: v0 Sentinel-2 (embeddings, date, geometry)",
                 "data_<uuid>_*.parquet: v1.5 Sentinel-2 (embedding, datetime, geometry)",
-                "m_<quad>_<q>_<zone>_<res>_<YYYYMMDD>.parquet: v1.5 NAIP (embeddings, geometry; date in the name)"),
+                "m_<quad>_<q>_<zone>_<res>_<YYYYMMDD>.parquet: v1.5 NAIP (embeddings, geometry; "
+                "date in the name)"),
         temporal="dated", coverage=None,
         dequantisation="float32 as stored",
         licence="ODC-BY-1.0 (embeddings); Apache-2.0 (model)",

@@ -26,7 +26,8 @@ class EarthIndex(PatchProduct):
 
     card = ProductCard(
         id="earth_index",
-        description="Earth Index SoftCon 384-d embeddings of 320 m Sentinel-2 patches (point locations), 2024",
+        description="Earth Index SoftCon 384-d embeddings of 320 m Sentinel-2 patches "
+                    "(point locations), 2024",
         dims=384, outputs=("pooled", "patches"), native_gsd_m=320.0,
         layout=("<year>/<MGRS>_<start>_<stop>.parquet: GeoParquet, id, embedding, point geometry",),
         temporal="static", coverage=("2024-01-01", "2025-01-01"),

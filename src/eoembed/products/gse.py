@@ -331,7 +331,8 @@ class GoogleSatelliteEmbedding(PixelProduct):
 
     card = ProductCard(
         id="gse",
-        description="Google Satellite Embedding V1 (AlphaEarth Foundations), annual 64-d unit vectors at 10 m",
+        description="Google Satellite Embedding V1 (AlphaEarth Foundations), annual 64-d unit vectors "
+                    "at 10 m",
         dims=64, outputs=("pooled", "grid"), native_gsd_m=10.0,
         layout=("<year>/<UTM zone><N|S>/<tile>.tiff: int8 COGs (GCS / Source Cooperative mirror, bottom-up)",
                 "<year>/<row>/<col>/.../<id>.tif: float64 tiles (Hugging Face Major-TOM AlphaEarth)",

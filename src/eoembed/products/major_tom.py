@@ -30,7 +30,8 @@ class MajorTom(PatchProduct):
 
     card = ProductCard(
         id="major_tom",
-        description="Major TOM embedding datasets (e.g. SSL4EO-S12 2048-d) per Sentinel fragment; EarthEmbeddings",
+        description="Major TOM embedding datasets (e.g. SSL4EO-S12 2048-d) per Sentinel fragment; "
+                    "EarthEmbeddings",
         dims=2048, outputs=("pooled", "patches"), native_gsd_m=2240.0,
         layout=("embeddings/part_<i>-<n>.parquet: embedding, centre_lon, centre_lat, timestamp [, geometry]",
                 "EarthEmbeddings <model>/<name>.parquet: the same columns (option patch_m: 3840)"),

@@ -21,7 +21,8 @@ from eoembed.grid import to_crs, utm_epsg
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PatchTable", "Selection", "date_from_name", "load_patch_table", "pool_patches", "square_footprints"]
+__all__ = ["PatchTable", "Selection", "date_from_name", "load_patch_table", "pool_patches",
+           "square_footprints"]
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ def _read_file(path: Path, *, embedding_cols, time_cols, point_size_m, centre_co
 
 
 def load_patch_table(paths: list[Path], *, embedding_cols: tuple[str, ...], time_cols: tuple[str, ...] = (),
-                     point_size_m: float | None = None, centre_cols: tuple[str, str] | None = None) -> PatchTable:
+                     point_size_m: float | None = None,
+                     centre_cols: tuple[str, str] | None = None) -> PatchTable:
     """Read (Geo)Parquet files into one :class:`PatchTable`; a file that cannot be read is skipped.
 
     Geometry: the GeoParquet geometry column (reprojected to EPSG:4326); a plain ``geometry`` column

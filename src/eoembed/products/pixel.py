@@ -77,7 +77,8 @@ def centroid_pixel(tiles: list[Tile], lon: float, lat: float) -> tuple[np.ndarra
 class PixelProduct(Product):
     """A raster product read from decoded tiles (see the module docstring)."""
 
-    default_options: ClassVar[dict[str, Any]] = {**Product.default_options, "native_grid": False, "year": None}
+    default_options: ClassVar[dict[str, Any]] = {
+        **Product.default_options, "native_grid": False, "year": None}
 
     @abstractmethod
     def tiles(self, request: Request, year: int | None) -> list[Tile]:

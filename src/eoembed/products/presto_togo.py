@@ -40,7 +40,8 @@ class PrestoTogo(PixelProduct):
 
     card = ProductCard(
         id="presto_togo",
-        description="Presto 128-d pixel embeddings over Togo at 10 m (uint16 GeoTIFF), March 2019 - March 2020",
+        description="Presto 128-d pixel embeddings over Togo at 10 m (uint16 GeoTIFF), "
+                    "March 2019 - March 2020",
         dims=128, outputs=("pooled", "grid"), native_gsd_m=10.0,
         layout=("Togo_Presto_embeddings_v2025_06_19<row>-<col>.tif: uint16 GeoTIFF tiles, 128 bands, "
                 "EPSG:25231",),
@@ -52,7 +53,8 @@ class PrestoTogo(PixelProduct):
                  "(Presto), arXiv:2304.14065; embeddings: arXiv:2511.02923",
         url="https://huggingface.co/datasets/izvonkov/Togo_Presto_Embeddings", mem_mb=2000, runtime_min=30)
     default_options: ClassVar[dict[str, Any]] = {
-        **{k: v for k, v in PixelProduct.default_options.items() if k != "year"}, "scale": None, "offset": None}
+        **{k: v for k, v in PixelProduct.default_options.items() if k != "year"},
+        "scale": None, "offset": None}
     source_help = "the Togo Presto uint16 GeoTIFF or a directory of its tiles"
 
     def _tile(self, tile: Tile) -> tuple[Tile, str]:
@@ -72,5 +74,6 @@ class PrestoTogo(PixelProduct):
 
     def read(self, request: Request, *, pooling: str, grid: bool, cell_m: float | None) -> Read:
         got = super().read(request, pooling=pooling, grid=grid, cell_m=cell_m)
-        got.extra["value_mapping"] = "; ".join(sorted({self._mappings[f] for f in got.extra["product_files"]}))
+        used = got.extra["product_files"]
+        got.extra["value_mapping"] = "; ".join(sorted({self._mappings[f] for f in used}))
         return got

@@ -21,8 +21,9 @@ import numpy as np
 from eoembed.errors import ProviderError
 from eoembed.grid import GridSpec, to_crs
 
-__all__ = ["RasterMeta", "Tile", "decoded_tile", "find_files", "raster_meta", "lonlat_bounds", "native_grid", "nodata_to_nan", "pool_pixels", "raster_nodata", "raster_tile",
-           "read_to_grid", "roi_weight", "tiles_covering"]
+__all__ = ["RasterMeta", "Tile", "decoded_tile", "find_files", "lonlat_bounds", "native_grid",
+           "nodata_to_nan", "pool_pixels", "raster_meta", "raster_nodata", "raster_tile", "read_to_grid",
+           "roi_weight", "tiles_covering"]
 
 Reader = Callable[[int, int, int, int], np.ndarray]
 

@@ -151,7 +151,8 @@ class Tessera(PixelProduct):
         import shapely
 
         geom = request.spatial.geometry()
-        return [make() for make, bounds in self._year_footprints(year) if shapely.box(*bounds).intersects(geom)]
+        return [make() for make, bounds in self._year_footprints(year)
+                if shapely.box(*bounds).intersects(geom)]
 
     def describe(self) -> dict:
         return {**super().describe(), "skipped_files": [list(s) for s in getattr(self, "_skipped", [])]}
