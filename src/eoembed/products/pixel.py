@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import NoDataError
+from eoembed.errors import NoDataError, ProviderError
 from eoembed.grid import GridSpec, grid_for, to_crs
 from eoembed.items import Request
 from eoembed.models.base import pool_cells
@@ -103,20 +103,21 @@ class PixelProduct(Product):
         inside = target.inside_mask(geom)
         if not inside.any() or fits_in_one_pixel(geom, target):
             return self._read_centroid(request, tiles, grid, when, extra)
-        dims = tiles[0].count
-        raw, used = read_to_grid(tiles, target, count=dims, dtype=np.float32, fill=float("nan"))
+        counts = {t.count for t in tiles}
+        if len(counts) > 1:
+            raise ProviderError(f"{self.card.id}: the files covering the ROI decode to different dims "
+                                f"{sorted(counts)} ({[t.name for t in tiles]}); allowed: one product version")
+        feats, used = read_to_grid(tiles, target, count=counts.pop(), dtype=np.float32, fill=float("nan"))
         if not used:
             raise NoDataError(f"{self.card.id}: no product file{when} covers the ROI (source {self.source})")
-        feats = raw
         valid = np.isfinite(feats).all(axis=0)
-        weight = inside
-        arrays = {"pooled": pool_pixels(feats, weight, pooling)}
+        arrays = {"pooled": pool_pixels(feats, inside, pooling)}
         cell_px = None
         if grid:
             metric = abs(target.res) > 0.01  # degrees for geographic native grids: no metric cells
             cell_px = max(1, round(cell_m / abs(target.res))) if cell_m and metric else 1
             arrays["grid"] = feats if cell_px == 1 else pool_cells(feats, valid, cell_px)
-        vf = float((valid & weight).sum() / weight.sum())
+        vf = float((valid & inside).sum() / inside.sum())
         extra.update(product_files=used, sampling="roi grid")
         return Read(arrays, vf, target, cell_px, extra)
 

@@ -23,7 +23,7 @@ from eoembed.grid import GridSpec, to_crs
 
 __all__ = ["RasterMeta", "Tile", "decoded_tile", "find_files", "lonlat_bounds", "native_grid",
            "nodata_to_nan", "pool_pixels", "raster_meta", "raster_nodata", "raster_tile", "read_to_grid",
-           "roi_weight", "tiles_covering"]
+           "tiles_covering"]
 
 Reader = Callable[[int, int, int, int], np.ndarray]
 
@@ -226,19 +226,6 @@ def native_grid(tile: Tile, geometry_lonlat) -> GridSpec:
     row1 = math.ceil((float(np.min(ys)) - f) / e - eps)
     col1, row1 = max(col1, col0 + 1), max(row1, row0 + 1)
     return GridSpec(tile.crs, (a, 0.0, c + a * col0, 0.0, e, f + e * row0), col1 - col0, row1 - row0)
-
-
-def roi_weight(grid: GridSpec, spatial) -> np.ndarray:
-    """Boolean ``(h, w)``: pixels whose centre lies in the ROI; the centroid's pixel if none does."""
-    mask = grid.inside_mask(spatial.geometry())
-    if not mask.any():
-        lon, lat = spatial.centroid()
-        x, y = to_crs(lon, lat, "EPSG:4326", grid.crs)
-        a, _, c, _, e, f = grid.transform
-        col = min(max(int((x - c) // a), 0), grid.width - 1)
-        row = min(max(int((y - f) // e), 0), grid.height - 1)
-        mask[row, col] = True
-    return mask
 
 
 def pool_pixels(features: np.ndarray, weight: np.ndarray, pooling: str) -> np.ndarray:
