@@ -154,3 +154,20 @@ def test_tessera_tile_found_by_its_raster_not_its_cell_name(tmp_path):
     arrays, rec = read("tessera", tmp_path, PointBuffer(lon, lat, 3.0), 2024, grid=False)
     assert rec["status"] == "ok", rec
     np.testing.assert_array_equal(arrays["pooled"], oracle.at(lon, lat)[0].astype(np.float32))
+
+
+def test_annual_products_map_years_outside_coverage_only_when_asked(tmp_path):
+    """Old: option outside_coverage did not exist (a year outside coverage could only fail)."""
+    from eoembed.errors import ConfigError
+
+    layout = esd(tmp_path)  # coverage 2000-2024, files for 2024
+    spatial = PointBuffer(*centre(RasterOracle(layout), 4.5, 4.5), 75.0)
+    _, rec = read("esd", tmp_path, spatial, 2026)
+    assert rec["status"] == "failed" and "2000..2024" in rec["error"] and "outside_coverage" in rec["error"]
+    arrays, rec = read("esd", tmp_path, spatial, 2026, options={"outside_coverage": "nearest"})
+    assert rec["status"] == "ok" and rec["product_year"] == 2024
+    assert "year 2026" in rec["temporal_mapping"] and "year 2024 was used" in rec["temporal_mapping"]
+    same, _ = read("esd", tmp_path, spatial, 2024)
+    np.testing.assert_array_equal(arrays["grid"], same["grid"])
+    with pytest.raises(ConfigError, match="outside_coverage='always'.*nearest"):
+        create("esd", {"outside_coverage": "always"}, source=str(tmp_path))
