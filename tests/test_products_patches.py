@@ -87,8 +87,8 @@ def test_earth_index_points_are_patch_squares_without_time(tmp_path):
     write_earth_index(tmp_path / "ei.parquet", [5.0, 5.1], [52.0, 52.0], emb)
     # a ROI around the first point, smaller than a 320 m patch: one patch, full coverage
     roi = BBox(4.9995, 51.9995, 5.0005, 52.0005)
-    arrays, rec = run("earth_index", tmp_path, roi, TemporalSpec.year(2015))
+    arrays, rec = run("earth_index", tmp_path, roi, TemporalSpec.year(2024))  # coverage: 2024
     np.testing.assert_allclose(arrays["pooled"], emb[0], rtol=1e-6)
     assert rec["status"] == "ok"
-    _, rec = run("earth_index", tmp_path, BBox(10.0, 40.0, 10.1, 40.1), TemporalSpec.year(2015))
+    _, rec = run("earth_index", tmp_path, BBox(10.0, 40.0, 10.1, 40.1), TemporalSpec.year(2024))
     assert rec["status"] == "failed"

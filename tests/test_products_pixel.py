@@ -115,8 +115,11 @@ def test_missing_source_fails_every_item_not_the_process(tmp_path):
     emb = create("gse", source=str(tmp_path / "nope"))
     with pytest.raises(Exception, match="does not exist"):
         emb.load()
-    with pytest.raises(Exception, match="not run on composites"):
-        emb.embed_batch([], None)
+    # a product is its own kind (issue 9 item 6): not an Embedder, nothing to run on composites
+    from eoembed.models.base import Embedder
+
+    assert not isinstance(emb, Embedder) and not hasattr(emb, "embed_batch")
+    assert emb.card.kind == "precomputed" and emb.card.years == (2017, 2025)
 
 
 def test_request_year_takes_the_year_with_most_days():
@@ -225,7 +228,7 @@ def test_presto_togo_uint16_with_scale_offset_tags(tmp_path):
     path = write_geotiff(tmp_path / "togo.tif", raw, crs, (10.0, 0.0, x0, 0.0, -10.0, y0), nodata=0,
                          scales=[1 / 65535 * 2] * 128, offsets=[-1.0] * 128)
     spatial = roi_at(x0 + 80, y0 - 80, 50, crs)
-    arrays, rec = run("presto_togo", path, spatial)
+    arrays, rec = run("presto_togo", path, spatial, year=2019)  # coverage [2019-03-01, 2020-03-01)
     grid = GridSpec.from_dict(rec["grid"])
     expected = lookup(grid, raw.astype(np.float64) * (2 / 65535) - 1.0, x0, y0, 10.0, crs)
     np.testing.assert_allclose(arrays["grid"], expected, rtol=1e-5, atol=1e-6)

@@ -61,6 +61,8 @@ def test_products_run_in_the_workflow_without_fetch_or_composite(tmp_path):
     table.to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
     models = {m: {"source": str(p)} for m, p in sources.items()}
     models["copernicus_embed"]["options"] = {"year": 2021}  # the product exists for 2021 only
+    for static in ("presto_togo", "earth_index"):  # static layers of other dates: mapped explicitly
+        models[static]["options"] = {"outside_coverage": "nearest"}
     work = tmp_path / "run"
     work.mkdir()
     write_config(work, tmp_path / "no_catalog.json", tmp_path / "rois.tsv", models=models, chunk_size=2,

@@ -51,7 +51,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
-        model: Registry id (``"spectral"``) or a built :class:`Embedder`.
+        model: Registry id (``"spectral"``) or a built model (an :class:`Embedder` or a
+            precomputed :class:`~eoembed.products.base.Product`).
         requests: :class:`Request` objects or ``(roi_id, spatial, temporal)`` tuples.
         output: Pooled or grid output.
         provider: A provider instance or its config dict (``{"name": "local", "catalog": ...}``).
@@ -62,15 +63,21 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         input_prep: How ROIs reach a fixed-size model input: ``{"mode": "resize" | "tile" | "pad",
             "max_tiles": 64, "tile_overlap_px": 0}`` (default: the model's own default, resize).
 
+    Raises:
+        ConfigError: ``output`` asks for a grid from a model without grid output (patch products).
+
     Returns:
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
         array and ``meta["status"] == "failed"`` with ``stage`` and ``error``.
     """
-    embedder = model if isinstance(model, Embedder) else create(
+    embedder = model if not isinstance(model, str) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
         weights_paths=weights_paths, weights_pins=weights_pins, input_prep=input_prep,
         **({"source": source} if source else {}))
     reqs = [r if isinstance(r, Request) else Request(*r) for r in requests]
+    if output.mode == "grid" and "grid" not in embedder.card.outputs:
+        raise ConfigError(f"output mode 'grid' is not available for model {embedder.card.id!r} "
+                          f"(outputs: {list(embedder.card.outputs)}); allowed: OutputSpec.pooled()")
     precomputed = embedder.card.kind in ("precomputed", "location")  # nothing to fetch
     if precomputed:  # products are read directly: no provider, no compositing
         sensor, prov = None, None

@@ -1,18 +1,23 @@
-"""The shared part of every precomputed embedding product.
+"""The shared part of every precomputed embedding product: its card and its base class.
 
-A product is an :class:`~eoembed.models.base.Embedder` whose card has ``kind="precomputed"``: it is
-never run on composites; :meth:`Product.embed_requests` reads the product's own files for each
-request and returns per ROI ``(arrays, record)`` exactly like :func:`eoembed.pipeline.embed_items`.
+A product is **not** a model: it is never run on composites. It is described by a
+:class:`ProductCard` (id, source layout, temporal coverage, dims, dequantisation, licence) and
+:meth:`Product.embed_requests` reads the product's own files for each request and returns per ROI
+``(arrays, record)`` exactly like :func:`eoembed.pipeline.embed_items`.
 
-* :class:`PixelProduct` — rasters (AlphaEarth/GSE, Tessera, Copernicus-Embed, ESD, Presto Togo):
-  raw values resampled onto the ROI's UTM grid (or the product's own grid with option
-  ``native_grid: true``) with nearest neighbour, then decoded; pooled = mean/max over ROI pixels.
-* :class:`PatchProduct` — vectors per patch or location (Clay, Major TOM, Earth Index): patches that
-  intersect the ROI, pooled = area-weighted mean (weights in the ROI's UTM zone).
+* :class:`~eoembed.products.pixel.PixelProduct` — rasters (AlphaEarth/GSE, Tessera,
+  Copernicus-Embed, ESD, Presto Togo).
+* :class:`PatchProduct` — vectors per patch or location (Clay, Major TOM, Earth Index): patches
+  that intersect the ROI, pooled = area-weighted mean (weights in the ROI's UTM zone).
 
-Annual products pick **one year per request**: the calendar year holding most days of the request
-window (ties: the earlier year). A year outside the product's coverage, or a ROI no file covers,
-fails that item (stage ``read``), never the whole chunk.
+**Time.** A card's ``temporal`` is ``"annual"`` (one layer per calendar year, ``coverage`` spans
+the years), ``"static"`` (one layer for the period ``coverage``) or ``"dated"`` (each patch has
+its own date; the request window selects patches). Annual products pick **one year per
+request**: the calendar year holding most days of the request window (ties: the earlier year),
+or option ``year``. A request outside the coverage fails that item (stage ``read``) with a
+message naming the window and the coverage, unless option ``outside_coverage: nearest`` maps it
+(nearest covered year, or the static layer); the mapping is then recorded in the item
+(``temporal_mapping``). Every item records ``product_coverage``.
 """
 
 from __future__ import annotations
@@ -20,22 +25,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from abc import abstractmethod
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import ConfigError, ModelError, NoDataError
-from eoembed.grid import GridSpec, grid_for
+from eoembed.errors import ConfigError, NoDataError
 from eoembed.items import Request
-from eoembed.models.base import Embedder, pool_cells
 from eoembed.pipeline import failed, sha256_array
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FULL_COVERAGE", "PRODUCT_FAMILY", "PatchProduct", "PixelProduct", "Product", "Read", "request_year"]
+__all__ = ["FULL_COVERAGE", "PRODUCT_FAMILY", "PatchProduct", "Product", "ProductCard", "Read",
+           "request_year"]
 
 #: Conda env family of every product (``envs/<family>.yaml``): products only need the core stack.
 PRODUCT_FAMILY = "core"
@@ -44,7 +48,80 @@ FULL_COVERAGE = 0.999
 """An item whose valid fraction (pixels with data, or ROI area covered by patches) is below this is
 ``partial``."""
 
+TEMPORAL_KINDS = ("annual", "static", "dated")
+OUTSIDE_COVERAGE = ("fail", "nearest")
+
 Result = tuple[dict[str, np.ndarray], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    """Everything a user or the workflow needs to know about a precomputed product, as data.
+
+    Attributes:
+        id: Registry id (``"gse"``).
+        description: One sentence.
+        dims: Embedding dimension as published (files may say otherwise: see ``describe()``).
+        outputs: Output modes (``"pooled"`` plus ``"grid"`` for rasters or ``"patches"``).
+        layout: The source layouts read, one line each (see docs/products.md).
+        temporal: ``"annual"``, ``"static"`` or ``"dated"`` (see the module docstring).
+        coverage: ``(start, end)`` ISO dates, end exclusive, of the data; None for ``"dated"``.
+        dequantisation: How stored values become floats (and what marks no data).
+        native_gsd_m: Pixel size (rasters) or patch size (patch products) in metres.
+        licence, citation, url: Of the published product.
+        family: Conda env family (always ``"core"``).
+        kind: Always ``"precomputed"``.
+        mem_mb, runtime_min: Resource hints for schedulers (per embed job of one chunk).
+        weights: Always empty: products have no weights (kept so weight listings can iterate cards).
+    """
+
+    id: str
+    description: str
+    dims: int
+    outputs: tuple[str, ...]
+    layout: tuple[str, ...]
+    temporal: str
+    coverage: tuple[str, str] | None
+    dequantisation: str
+    native_gsd_m: float
+    licence: str
+    citation: str
+    url: str
+    family: str = PRODUCT_FAMILY
+    kind: str = "precomputed"
+    mem_mb: int = 2000
+    runtime_min: int = 30
+    weights: tuple = ()
+
+    def __post_init__(self) -> None:
+        if self.kind != "precomputed":
+            raise ConfigError(f"ProductCard {self.id}: kind={self.kind!r}; allowed: 'precomputed'")
+        if self.temporal not in TEMPORAL_KINDS:
+            raise ConfigError(f"ProductCard {self.id}: temporal={self.temporal!r}; allowed: {TEMPORAL_KINDS}")
+        if (self.coverage is None) != (self.temporal == "dated"):
+            raise ConfigError(f"ProductCard {self.id}: coverage={self.coverage!r}; allowed: (start, end) "
+                              f"ISO dates for annual/static products, None for dated ones")
+        if self.coverage is not None and not self.start < self.end:
+            raise ConfigError(f"ProductCard {self.id}: coverage={self.coverage!r}; allowed: start < end")
+
+    @property
+    def start(self) -> dt.date | None:
+        return dt.date.fromisoformat(self.coverage[0]) if self.coverage else None
+
+    @property
+    def end(self) -> dt.date | None:
+        """Exclusive end of the coverage."""
+        return dt.date.fromisoformat(self.coverage[1]) if self.coverage else None
+
+    @property
+    def years(self) -> tuple[int, int] | None:
+        """First and last calendar year with data (inclusive)."""
+        if self.coverage is None:
+            return None
+        return self.start.year, (self.end - dt.timedelta(days=1)).year
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "years": list(self.years) if self.years else None}
 
 
 def request_year(start: dt.date, end: dt.date) -> int:
@@ -71,31 +148,50 @@ class Read:
 
     arrays: dict[str, np.ndarray]
     valid_fraction: float
-    grid: GridSpec | None = None
+    grid: Any = None
     cell_px: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Product(Embedder):
-    """Base class of precomputed products.
+class Product(ABC):
+    """Base class of precomputed products (not an :class:`~eoembed.models.base.Embedder`).
 
     Args:
-        options: Product options (validated against :attr:`default_options`).
+        options: Product options; unknown keys are rejected.
         source: Where the product's files are (``models.<id>.source``): a local file or directory.
-        **kwargs: Passed to :class:`Embedder` (device, weights settings: unused by products).
+        **_unused: Settings of on-the-fly models (device, weights_dir, allow_download,
+            weights_paths, weights_pins): accepted so every registry entry is built the same way,
+            and ignored (products read files on the CPU and have no weights).
     """
 
-    default_options: ClassVar[dict[str, Any]] = {"year": None}
-    #: First and last year covered (inclusive); None for static products.
-    years: ClassVar[tuple[int, int] | None] = None
+    card: ClassVar[ProductCard]
+    default_options: ClassVar[dict[str, Any]] = {"outside_coverage": "fail"}
     #: One line telling users what ``source`` must point at.
     source_help: ClassVar[str] = ""
 
-    def __init__(self, options: dict[str, Any] | None = None, source: str | None = None, **kwargs: Any) -> None:
-        super().__init__(options, **kwargs)
+    def __init__(self, options: dict[str, Any] | None = None, source: str | None = None,
+                 **_unused: Any) -> None:
+        opts = dict(self.default_options)
+        unknown = sorted(set(options or {}) - set(opts))
+        if unknown:
+            raise ConfigError(f"model {self.card.id!r}: unknown option(s) {unknown}; allowed: {sorted(opts)}")
+        opts.update(options or {})
+        if "outside_coverage" in opts and opts["outside_coverage"] not in OUTSIDE_COVERAGE:
+            raise ConfigError(f"model {self.card.id!r}: option "
+                              f"outside_coverage={opts['outside_coverage']!r}; "
+                              f"allowed: {list(OUTSIDE_COVERAGE)}")
+        self.options = opts
         self.source = source
+        self.device = "cpu"
+        self.weights_sha256: dict[str, str] = {}
+        self._loaded = False
 
-    def _load(self) -> None:
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """Check the source and index/open the product's files (idempotent)."""
+        if self._loaded:
+            return
         if not self.source:
             raise ConfigError(f"model {self.card.id!r}: models.{self.card.id}.source is not set; "
                               f"allowed: {self.source_help}")
@@ -103,35 +199,64 @@ class Product(Embedder):
             raise ConfigError(f"model {self.card.id!r}: models.{self.card.id}.source={self.source!r} "
                               f"does not exist; allowed: {self.source_help}")
         self._open()
+        self._loaded = True
 
     def _open(self) -> None:
         """Subclass hook: index or load the product's files (once per job)."""
 
-    def embed_batch(self, composites, output):  # noqa: D102 - products are not run on imagery
-        raise ModelError(f"model {self.card.id!r} is a precomputed product: it reads its own files "
-                         f"(embed_requests), it is not run on composites")
-
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "source": str(self.source) if self.source else None,
-                "years": list(self.years) if self.years else None}
+        """Self-description stored with every embedding (card facts, options, source)."""
+        c = self.card
+        return {"model": c.id, "family": c.family, "kind": c.kind, "dims": c.dims, "options": self.options,
+                "weights_sha256": {}, "licence": c.licence, "citation": c.citation,
+                "source": str(self.source) if self.source else None, "temporal": c.temporal,
+                "coverage": list(c.coverage) if c.coverage else None,
+                "years": list(c.years) if c.temporal == "annual" else None}
 
-    def year_for(self, request: Request) -> int | None:
-        """The product year used for ``request`` (None for static products).
+    # ------------------------------------------------------------------ time
+
+    def temporal_for(self, request: Request) -> tuple[int | None, dict[str, Any]]:
+        """The product year for ``request`` (None unless annual) and the record fields saying so.
 
         Raises:
-            NoDataError: The year is outside the product's coverage.
+            NoDataError: The request is outside the coverage and option ``outside_coverage`` is
+                ``fail``.
         """
-        if self.years is None:
-            return None
-        year = self.options.get("year")
-        year = request_year(request.temporal.start, request.temporal.end) if year is None else int(year)
-        first, last = self.years
+        c = self.card
+        if c.temporal == "dated":
+            return None, {}
+        start, end = request.temporal.start, request.temporal.end
+        window = f"[{start}, {end})"
+        cover = f"[{c.coverage[0]}, {c.coverage[1]})"
+        extra: dict[str, Any] = {"product_coverage": list(c.coverage)}
+        nearest = self.options.get("outside_coverage") == "nearest"
+        if c.temporal == "static":
+            if start < c.end and c.start < end:
+                return None, extra
+            if not nearest:
+                raise NoDataError(f"{c.id}: the request window {window} is outside the product's coverage "
+                                  f"{cover}; allowed: a window overlapping it (or set option "
+                                  f"outside_coverage: nearest to use the product anyway)")
+            extra["temporal_mapping"] = (f"request window {window} is outside the coverage {cover}; "
+                                         f"the product's layer was used (option outside_coverage: nearest)")
+            return None, extra
+        first, last = c.years
+        forced = self.options.get("year")
+        year = request_year(start, end) if forced is None else int(forced)
+        why = "option year" if forced is not None else f"most days of the window {window}"
         if not first <= year <= last:
-            why = ("option year" if self.options.get("year") is not None else
-                   f"most days of the window [{request.temporal.start}, {request.temporal.end})")
-            raise NoDataError(f"{self.card.id}: year {year} ({why}) is outside the product's coverage; "
-                              f"allowed: {first}..{last} (or set option year)")
-        return year
+            if not nearest or forced is not None:
+                raise NoDataError(f"{c.id}: year {year} ({why}) is outside the product's coverage; "
+                                  f"allowed: {first}..{last} (or set option year, or option "
+                                  f"outside_coverage: nearest)")
+            mapped = min(max(year, first), last)
+            extra["temporal_mapping"] = (f"year {year} ({why}) is outside the coverage {first}..{last}; "
+                                         f"year {mapped} was used (option outside_coverage: nearest)")
+            year = mapped
+        extra["product_year"] = year
+        return year, extra
+
+    # ------------------------------------------------------------------ reading
 
     @abstractmethod
     def read(self, request: Request, *, pooling: str, grid: bool, cell_m: float | None) -> Read:
@@ -170,58 +295,6 @@ class Product(Embedder):
         return out
 
 
-class PixelProduct(Product):
-    """A raster product: tiles of raw values decoded after nearest-neighbour resampling."""
-
-    default_options: ClassVar[dict[str, Any]] = {"native_grid": False, "year": None}
-    #: Pixel size (metres) of the ROI grid the product is resampled to.
-    res_m: ClassVar[float] = 10.0
-
-    @abstractmethod
-    def tiles(self, request: Request, year: int | None) -> list:
-        """The :class:`~eoembed.products.raster.Tile` objects that may cover the request."""
-
-    @abstractmethod
-    def raw_format(self, tiles: list) -> tuple[int, Any, float]:
-        """``(band count, raw dtype, nodata value)`` of the tiles."""
-
-    @abstractmethod
-    def decode(self, raw: np.ndarray) -> np.ndarray:
-        """Raw ``(count, h, w)`` values -> float32 ``(dims, h, w)`` features, NaN where no data."""
-
-    def read(self, request: Request, *, pooling: str, grid: bool, cell_m: float | None) -> Read:
-        from eoembed.products.raster import native_grid, pool_pixels, read_to_grid, roi_weight
-
-        year = self.year_for(request)
-        tiles = self.tiles(request, year)
-        when = f" for {year}" if year is not None else ""
-        if not tiles:
-            raise NoDataError(f"{self.card.id}: no product file{when} covers the ROI "
-                              f"(source {self.source})")
-        if self.options["native_grid"]:
-            target = native_grid(tiles[0], request.spatial.geometry())
-        else:
-            target = grid_for(request.spatial, self.res_m)
-        count, dtype, fill = self.raw_format(tiles)
-        raw, used = read_to_grid(tiles, target, count=count, dtype=dtype, fill=fill)
-        if not used:
-            raise NoDataError(f"{self.card.id}: no product file{when} covers the ROI (source {self.source})")
-        feats = self.decode(raw)
-        valid = np.isfinite(feats).all(axis=0)
-        weight = roi_weight(target, request.spatial)
-        arrays = {"pooled": pool_pixels(feats, weight, pooling)}
-        cell_px = None
-        if grid:
-            metric = abs(target.res) > 0.01  # degrees for geographic native grids: no metric cells
-            cell_px = max(1, round(cell_m / abs(target.res))) if cell_m and metric else 1
-            arrays["grid"] = feats if cell_px == 1 else pool_cells(feats, valid, cell_px)
-        vf = float((valid & weight).sum() / weight.sum())
-        extra = {"product_files": used}
-        if year is not None:
-            extra["product_year"] = year
-        return Read(arrays, vf, target, cell_px, extra)
-
-
 class PatchProduct(Product):
     """A vector product: one embedding per patch (or per location, as a square patch)."""
 
@@ -229,10 +302,18 @@ class PatchProduct(Product):
     def patch_table(self):
         """The loaded :class:`~eoembed.products.patches.PatchTable`."""
 
+    def describe(self) -> dict[str, Any]:
+        table = getattr(self, "_table", None)
+        desc = super().describe()
+        if table is not None:
+            desc["dims"] = int(table.embeddings.shape[1])
+            desc["skipped_files"] = [list(s) for s in table.skipped]
+        return desc
+
     def read(self, request: Request, *, pooling: str, grid: bool, cell_m: float | None) -> Read:
         from eoembed.products.patches import pool_patches
 
-        year = self.year_for(request)
+        _, extra = self.temporal_for(request)
         table = self.patch_table()
         window = (request.temporal.start, request.temporal.end) if table.times is not None else None
         sel = table.select(request.spatial.geometry(), window)
@@ -240,11 +321,9 @@ class PatchProduct(Product):
             when = f" in [{request.temporal.start}, {request.temporal.end})" if window else ""
             raise NoDataError(f"{self.card.id}: no patch intersects the ROI{when} (source {self.source})")
         vec = pool_patches(table.embeddings[sel.index], sel.weights, pooling)
-        extra = {"patch_wkt": [g.wkt for g in table.geometries[sel.index]],
-                 "patch_weights": [float(w) for w in sel.weights],
-                 "patch_ids": [str(table.ids[i]) for i in sel.index]}
+        extra.update({"patch_wkt": [g.wkt for g in table.geometries[sel.index]],
+                      "patch_weights": [float(w) for w in sel.weights],
+                      "patch_ids": [str(table.ids[i]) for i in sel.index]})
         if table.times is not None:
             extra["patch_times"] = [str(table.times[i]) for i in sel.index]
-        if year is not None:
-            extra["product_year"] = year
         return Read({"pooled": vec, "patches": table.embeddings[sel.index]}, sel.coverage, None, None, extra)

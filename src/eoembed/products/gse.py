@@ -22,48 +22,47 @@ Index columns (options; defaults as published in ``aef_index.parquet``): ``path`
 ``wgs84_north``; without the bounds columns the GeoParquet geometry column (``geom``, any CRS
 given in the file's ``geo`` metadata) is used.
 
-Each file: 64 int8 bands ``A00``..``A63`` in a UTM CRS; ``-128`` is nodata (in every band at once).
-Values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (TorchGeo returns the raw int8). The
-Source Cooperative mirror stores files **bottom-up** (positive y resolution); they are flipped to
-north-up here. ``.vrt`` side-cars are ignored. Reading from the Earth Engine asset
+Each file: 64 bands ``A00``..``A63`` in a UTM CRS, decoded by its own dtype:
+
+* **int8** (the official GCS / Source Cooperative COGs): ``-128`` is nodata (published files
+  mask every band at once; a pixel with ``-128`` in any band has no complete vector and counts
+  as no data); values are **dequantized** ``sign(v) * (|v| / 127.5) ** 2`` (the product's documented
+  mapping; TorchGeo returns the raw int8).
+* **float** (the Hugging Face Major-TOM AlphaEarth layout ``<year>/<row>/<col>/.../<id>.tif``,
+  float64 values already in [-1, 1]): read as they are (no dequantisation), the file's nodata
+  value (if any) and NaN mean no data. Directories that are not UTM zone names are searched
+  recursively, so this layout is found under its year directory.
+
+The Source Cooperative mirror stores files **bottom-up** (positive y resolution); they are
+flipped to north-up here. ``.vrt`` side-cars are ignored. Reading from the Earth Engine asset
 ``GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL`` needs the GEE provider and is not implemented here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import io
-import json
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import shapely
 
-from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientProviderError
+from eoembed.errors import ConfigError, NoDataError, ProviderError
 from eoembed.grid import utm_epsg
 from eoembed.items import Request
-from eoembed.models.base import ModelCard
-from eoembed.products.base import PRODUCT_FAMILY, PixelProduct
-from eoembed.products.raster import Tile, find_files, lonlat_bounds, raster_tile
+from eoembed.products.aef_index import (AEF_INDEX_URL, BOUNDS_COLUMNS, TileIndex, check_tile_index, is_parquet,
+                                        is_url, read_tile_index, resolve_href)
+from eoembed.products.base import ProductCard
+from eoembed.products.pixel import PixelProduct
+from eoembed.products.raster import (RasterMeta, Tile, decoded_tile, find_files, lonlat_bounds, nodata_to_nan,
+                                     raster_meta, raster_tile)
 
 __all__ = ["AEF_INDEX_URL", "AEF_NODATA", "GoogleSatelliteEmbedding", "TileIndex", "check_tile_index",
-           "dequantize_aef", "read_tile_index", "resolve_href"]
+           "decode_gse_tile", "dequantize_aef", "read_tile_index", "resolve_href"]
 
 AEF_NODATA = -128
-#: The tile index of the public mirror on Source Cooperative.
-AEF_INDEX_URL = "https://data.source.coop/tge-labs/aef/v1/annual/aef_index.parquet"
-#: Path prefixes of the mirror's index rewritten to public HTTPS URLs.
-HREF_REWRITES = (("s3://us-west-2.opendata.source.coop/", "https://data.source.coop/"),)
 #: GDAL settings for tiles read over HTTP: no directory listing (sidecar probing) on open.
-#: Default index columns of the lon/lat footprint bounds (west, south, east, north).
-BOUNDS_COLUMNS = ("wgs84_west", "wgs84_south", "wgs84_east", "wgs84_north")
 GDAL_HTTP = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3",
              "GDAL_HTTP_RETRY_DELAY": "1"}
 
@@ -76,201 +75,22 @@ def dequantize_aef(raw: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-# ------------------------------------------------------------------ tile index
+def decode_gse_tile(tile: Tile, meta: RasterMeta) -> Tile:
+    """The decoded tile: int8 files dequantized (``-128`` or the file's nodata -> NaN), float files
+    as stored (their nodata -> NaN). Any other dtype is refused."""
+    if meta.is_float:
+        return decoded_tile(tile, lambda raw: nodata_to_nan(raw, meta.nodata), tile.count)
+    if np.dtype(meta.dtype) == np.int8:
+        nodata = AEF_NODATA if meta.nodata is None else int(meta.nodata)
 
+        def decode(raw: np.ndarray) -> np.ndarray:
+            out = dequantize_aef(raw)
+            out[:, (raw == nodata).any(axis=0)] = np.nan  # a pixel with a masked band has no full vector
+            return out
 
-def _is_url(s: str) -> bool:
-    return "://" in s
-
-
-def _is_http(s: str) -> bool:
-    return urlsplit(s).scheme in ("http", "https")
-
-
-def _is_parquet(s: str) -> bool:
-    return urlsplit(s).path.lower().endswith((".parquet", ".geoparquet"))
-
-
-def resolve_href(path: str, index: str, root: str | None = None) -> str:
-    """Where to open the COG an index row names.
-
-    Args:
-        path: The row's path (absolute URL, absolute local path, or relative path).
-        index: Location of the index (URL or local path); relative paths are resolved against it.
-        root: Root of a ``<year>/<zone>/<tile>.tiff`` layout (URL or local directory); with it,
-            absolute paths keep only their last three components and everything is read under it.
-    """
-    absolute = _is_url(path) or path.startswith("/")
-    if root is not None:
-        rel = "/".join(path.rstrip("/").split("/")[-3:]) if absolute else path.removeprefix("./")
-        return f"{root.rstrip('/')}/{rel}" if _is_url(root) else str(Path(root) / rel)
-    if absolute:
-        for prefix, public in HREF_REWRITES:
-            if path.startswith(prefix):
-                return public + path[len(prefix):]
-        return path
-    return urljoin(index, path) if _is_url(index) else str(Path(index).parent / path)
-
-
-class _HttpRangeFile(io.RawIOBase):
-    """A read-only, seekable file over HTTP Range requests (pyarrow reads only what it needs)."""
-
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        super().__init__()
-        self.url, self.timeout, self.pos = url, timeout, 0
-        with self._get(0, 0) as resp:
-            total = (resp.headers.get("Content-Range") or "").rpartition("/")[2]
-            self.size = int(total) if total.isdigit() else int(resp.headers.get("Content-Length") or 0)
-
-    def _get(self, start: int, end: int):
-        req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end}"})
-        try:
-            return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - http(s) only
-        except urllib.error.HTTPError as exc:
-            cls = TransientProviderError if exc.code == 429 or exc.code >= 500 else ProviderError
-            raise cls(f"tile index {self.url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError) as exc:
-            raise TransientProviderError(f"tile index {self.url}: {exc}") from None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self.pos = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence] + offset
-        return self.pos
-
-    def readinto(self, buf) -> int:
-        n = min(len(buf), self.size - self.pos)
-        if n <= 0:
-            return 0
-        with self._get(self.pos, self.pos + n - 1) as resp:
-            data = resp.read()
-        if resp.status == 200:  # server ignored the Range header: cut the window out
-            data = data[self.pos:self.pos + n]
-        buf[:len(data)] = data
-        self.pos += len(data)
-        return len(data)
-
-
-def _parquet(index: str):
-    import pyarrow.parquet as pq
-
-    try:
-        if _is_http(index):
-            return pq.ParquetFile(_HttpRangeFile(index))
-        return pq.ParquetFile(index)
-    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-        raise ProviderError(f"cannot read tile index {index}: {exc}") from None
-
-
-def _as_year(value: Any) -> int | None:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.year
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    text = str(value) if value is not None else ""
-    return int(text[:4]) if text[:4].isdigit() else None
-
-
-@dataclass(frozen=True)
-class TileIndex:
-    """The rows of a tile index for one year.
-
-    Attributes:
-        paths: Each row's COG path as stored.
-        footprints: Each row's footprint in lon/lat (shapely geometries).
-        years: Every year present in the index.
-    """
-
-    paths: np.ndarray
-    footprints: np.ndarray
-    years: tuple[int, ...]
-
-
-def _bounds_footprints(w, s, e, n) -> np.ndarray:
-    """Lon/lat boxes; a box whose west edge lies east of its east edge crosses the antimeridian."""
-    w, s, e, n = (np.asarray(v, dtype=float) for v in (w, s, e, n))
-    boxes = shapely.box(w, s, e, n)
-    for i in np.flatnonzero(w > e):
-        boxes[i] = shapely.MultiPolygon([shapely.box(w[i], s[i], 180, n[i]),
-                                         shapely.box(-180, s[i], e[i], n[i])])
-    return boxes
-
-
-def _geometry_footprints(table, column: str, geo_meta: dict) -> np.ndarray:
-    """Footprints from a WKB GeoParquet geometry column, reprojected to lon/lat."""
-    from pyproj import CRS, Transformer
-
-    geoms = shapely.from_wkb(np.asarray(table.column(column).to_pylist(), dtype=object))
-    crs_json = geo_meta.get("columns", {}).get(column, {}).get("crs", "OGC:CRS84")
-    crs = CRS.from_user_input(crs_json) if crs_json is not None else CRS.from_user_input("OGC:CRS84")
-    if crs.equals(CRS.from_user_input("OGC:CRS84")):
-        return geoms
-    tr = Transformer.from_crs(crs, "OGC:CRS84", always_xy=True)
-    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-
-
-def _check_columns(pf, index: str, path_column: str, year_column: str, bounds_columns: tuple[str, ...],
-                   geometry_column: str) -> bool:
-    """Raise :class:`ConfigError` unless the needed columns exist; True if the bounds columns do."""
-    names = pf.schema_arrow.names
-    use_bounds = all(c in names for c in bounds_columns)
-    footprint = list(bounds_columns) if use_bounds else [geometry_column]
-    missing = [c for c in (path_column, year_column, *footprint) if c not in names]
-    if missing:
-        raise ConfigError(f"tile index {index}: column(s) {missing} missing (footprint: the columns "
-                          f"{list(bounds_columns)} or the geometry column {geometry_column!r}); "
-                          f"present: {names}; allowed: set options index_path_column, index_year_column, "
-                          f"index_bounds_columns, index_geometry_column")
-    return use_bounds
-
-
-@lru_cache(maxsize=32)
-def check_tile_index(index: str, path_column: str = "path", year_column: str = "year",
-                     bounds_columns: tuple[str, ...] = BOUNDS_COLUMNS, geometry_column: str = "geom") -> None:
-    """Read the index's schema (its footer only) and check the needed columns exist."""
-    _check_columns(_parquet(index), index, path_column, year_column, bounds_columns, geometry_column)
-
-
-@lru_cache(maxsize=32)
-def read_tile_index(index: str, year: int, path_column: str = "path", year_column: str = "year",
-                    bounds_columns: tuple[str, ...] = BOUNDS_COLUMNS,
-                    geometry_column: str = "geom") -> TileIndex:
-    """The rows of ``year`` of a tile index (GeoParquet; local path or http(s) URL), read once.
-
-    Only the needed columns are read (over HTTP: by Range requests), row group by row group; row
-    groups without the year are skipped after reading their year column.
-
-    Raises:
-        ConfigError: A needed column is missing (the message lists the columns present).
-        ProviderError: The index cannot be read.
-    """
-    pf = _parquet(index)
-    use_bounds = _check_columns(pf, index, path_column, year_column, bounds_columns, geometry_column)
-    shape_cols = list(bounds_columns) if use_bounds else [geometry_column]
-    geo_meta = json.loads((pf.schema_arrow.metadata or {}).get(b"geo", b"{}"))
-    paths, shapes, years = [], [], set()
-    for i in range(pf.num_row_groups):
-        row_years = [_as_year(v) for v in pf.read_row_group(i, columns=[year_column]).column(0).to_pylist()]
-        years.update(y for y in row_years if y is not None)
-        keep = np.asarray([y == year for y in row_years], dtype=bool)
-        if not keep.any():
-            continue
-        table = pf.read_row_group(i, columns=[path_column, *shape_cols]).filter(keep)
-        paths.extend(str(p) for p in table.column(path_column).to_pylist())
-        if use_bounds:
-            shapes.append(_bounds_footprints(*(table.column(c).to_numpy(zero_copy_only=False)
-                                               for c in bounds_columns)))
-        else:
-            shapes.append(_geometry_footprints(table, geometry_column, geo_meta))
-    footprints = np.concatenate(shapes) if shapes else np.empty(0, dtype=object)
-    return TileIndex(np.asarray(paths, dtype=object), footprints, tuple(sorted(years)))
+        return decoded_tile(tile, decode, tile.count)
+    raise ProviderError(f"gse file {tile.name}: dtype {meta.dtype} is neither int8 (quantized AEF) nor "
+                        f"float (Major-TOM AlphaEarth); allowed: int8, float32, float64")
 
 
 def _open_tile(href: str) -> Tile:
@@ -279,12 +99,13 @@ def _open_tile(href: str) -> Tile:
 
     with rasterio.Env(**GDAL_HTTP):
         tile = raster_tile(href)
+        meta = raster_meta(href)
 
     def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         with rasterio.Env(**GDAL_HTTP):
             return tile.read(r0, r1, c0, c1)
 
-    return dataclasses.replace(tile, read=read)
+    return decode_gse_tile(dataclasses.replace(tile, read=read), meta)
 
 
 # ------------------------------------------------------------------ local directory layout
@@ -300,11 +121,16 @@ def _zone_tiles(zone_dir: str) -> tuple[tuple[str, tuple[float, float, float, fl
 class GoogleSatelliteEmbedding(PixelProduct):
     """AlphaEarth Foundations annual satellite embedding, read from COG tiles (local or remote)."""
 
-    card = ModelCard(
-        id="gse", family=PRODUCT_FAMILY, kind="precomputed",
-        description="Google Satellite Embedding V1 (AlphaEarth Foundations), annual 64-d unit vectors at 10 m",
-        collection="", bands=(), wavelengths_nm=(), native_gsd_m=10.0, input_size=None,
-        temporal="single", frames=1, dims=64, outputs=("pooled", "grid"),
+    card = ProductCard(
+        id="gse",
+        description="Google Satellite Embedding V1 (AlphaEarth Foundations), annual 64-d unit vectors "
+                    "at 10 m",
+        dims=64, outputs=("pooled", "grid"), native_gsd_m=10.0,
+        layout=("<year>/<UTM zone><N|S>/<tile>.tiff: int8 COGs (GCS / Source Cooperative mirror, bottom-up)",
+                "<year>/<row>/<col>/.../<id>.tif: float64 tiles (Hugging Face Major-TOM AlphaEarth)",
+                "the mirror's GeoParquet tile index aef_index.parquet (local or http(s))"),
+        temporal="annual", coverage=("2017-01-01", "2026-01-01"),
+        dequantisation="int8: sign(v) * (|v| / 127.5)^2, -128 = no data; float files as stored",
         licence="CC-BY-4.0 (attribution: The AlphaEarth Foundations Satellite Embedding dataset is "
                 "produced by Google and Google DeepMind.)",
         citation="Brown et al. (2025), AlphaEarth Foundations: An embedding field model for accurate and "
@@ -314,8 +140,6 @@ class GoogleSatelliteEmbedding(PixelProduct):
         **PixelProduct.default_options, "index": None, "index_path_column": "path",
         "index_year_column": "year", "index_bounds_columns": BOUNDS_COLUMNS,
         "index_geometry_column": "geom"}
-    years = (2017, 2025)
-    res_m = 10.0
     source_help = ("a local directory laid out as <year>/<zone><N|S>/<tile>.tiff (the AEF COG mirror); "
                    f"or the mirror's tile index (.parquet, local or http(s), e.g. {AEF_INDEX_URL}); "
                    "or an http(s) base URL of that layout together with option index")
@@ -325,15 +149,15 @@ class GoogleSatelliteEmbedding(PixelProduct):
 
     def _open(self) -> None:
         source, index = str(self.source), self.options.get("index")
-        if index and _is_parquet(source):
+        if index and is_parquet(source):
             raise ConfigError(f"model 'gse': models.gse.source={source!r} is a tile index and option "
                               f"index={index!r} is set too; allowed: the index as source, or the layout root "
                               f"as source + option index")
         if index:
             self._index, self._root = str(index), source
-        elif _is_parquet(source):
+        elif is_parquet(source):
             self._index, self._root = source, None
-        elif _is_url(source):
+        elif is_url(source):
             raise ConfigError(
                 f"model 'gse': models.gse.source={source!r} is a URL of the <year>/<zone>/<tile>.tiff "
                 f"layout, but directories cannot be listed over HTTP (or object stores here), so a tile "
@@ -385,11 +209,5 @@ class GoogleSatelliteEmbedding(PixelProduct):
         for d in dirs:
             for path, bounds in _zone_tiles(str(d)):
                 if shapely.box(*bounds).intersects(geom):
-                    hits.append(raster_tile(path))
+                    hits.append(decode_gse_tile(raster_tile(path), raster_meta(path)))
         return hits
-
-    def raw_format(self, tiles: list) -> tuple[int, object, float]:
-        return 64, np.int8, AEF_NODATA
-
-    def decode(self, raw: np.ndarray) -> np.ndarray:
-        return dequantize_aef(raw)

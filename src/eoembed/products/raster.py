@@ -1,11 +1,11 @@
 """Shared raster logic of pixel-typed products: find tiles, read a window, resample onto a grid.
 
-Every pixel product reads its **raw stored values** (int8 codes, uint16 FSQ codes, floats) onto the
-target grid with **nearest-neighbour** resampling (``rasterio.warp.reproject``) and decodes them
-afterwards, so quantized values and codes are never interpolated. Tiles stored bottom-up (positive
-y resolution, as in the AlphaEarth mirror on Source Cooperative) are flipped to north-up before
-resampling. Pixels without data come back as the tile's nodata value (``fill``) and are turned
-into NaN by the product's decoder.
+Every pixel product wraps its files as :class:`Tile` objects whose reader **decodes** the stored
+values of that file (its own dtype, nodata and tags) to float32 with NaN for no data
+(:func:`decoded_tile`); tiles are then resampled onto the target grid with **nearest-neighbour**
+(``rasterio.warp.reproject``), which only picks stored pixels, so quantized values and codes are
+never interpolated. Tiles stored bottom-up (positive y resolution, as in the AlphaEarth mirror on
+Source Cooperative) are flipped to north-up before resampling.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import numpy as np
 from eoembed.errors import ProviderError
 from eoembed.grid import GridSpec, to_crs
 
-__all__ = ["Tile", "find_files", "lonlat_bounds", "native_grid", "pool_pixels", "raster_nodata", "raster_tile",
-           "read_to_grid", "roi_weight", "tiles_covering"]
+__all__ = ["RasterMeta", "Tile", "decoded_tile", "find_files", "lonlat_bounds", "native_grid",
+           "nodata_to_nan", "pool_pixels", "raster_meta", "raster_nodata", "raster_tile", "read_to_grid",
+           "tiles_covering"]
 
 Reader = Callable[[int, int, int, int], np.ndarray]
 
@@ -96,10 +97,53 @@ def raster_tile(path: str) -> Tile:
 
 def raster_nodata(path: str) -> float | None:
     """The nodata value stored in a GeoTIFF (``None`` if unset)."""
+    return raster_meta(path).nodata
+
+
+@dataclass(frozen=True)
+class RasterMeta:
+    """What decoding needs to know about a GeoTIFF: stored dtype, nodata, per-band scale/offset."""
+
+    dtype: str
+    nodata: float | None
+    scales: tuple[float, ...]
+    offsets: tuple[float, ...]
+
+    @property
+    def is_float(self) -> bool:
+        return np.dtype(self.dtype).kind == "f"
+
+
+@lru_cache(maxsize=4096)
+def raster_meta(path: str) -> RasterMeta:
+    """The :class:`RasterMeta` of a GeoTIFF/COG (read once per process)."""
     import rasterio
 
-    with rasterio.open(path) as ds:
-        return ds.nodata
+    try:
+        with rasterio.open(path) as ds:
+            return RasterMeta(ds.dtypes[0], ds.nodata, tuple(ds.scales), tuple(ds.offsets))
+    except rasterio.errors.RasterioIOError as exc:
+        raise ProviderError(f"cannot open product file {path}: {exc}") from None
+
+
+def decoded_tile(tile: Tile, decode: Callable[[np.ndarray], np.ndarray], count: int) -> Tile:
+    """``tile`` whose reader returns ``decode(stored window)``: float32 ``(count, rows, cols)``."""
+    from dataclasses import replace
+
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        return np.asarray(decode(tile.read(r0, r1, c0, c1)), dtype=np.float32)
+
+    return replace(tile, read=read, count=count)
+
+
+def nodata_to_nan(raw: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Float32 copy of ``raw``; a pixel equal to ``nodata`` (or NaN) in any band is NaN in all."""
+    out = raw.astype(np.float32)
+    bad = np.isnan(out).any(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= (raw == nodata).any(axis=0)
+    out[:, bad] = np.nan
+    return out
 
 
 def _window(tile: Tile, grid: GridSpec, pad: int = 1) -> tuple[int, int, int, int] | None:
@@ -182,19 +226,6 @@ def native_grid(tile: Tile, geometry_lonlat) -> GridSpec:
     row1 = math.ceil((float(np.min(ys)) - f) / e - eps)
     col1, row1 = max(col1, col0 + 1), max(row1, row0 + 1)
     return GridSpec(tile.crs, (a, 0.0, c + a * col0, 0.0, e, f + e * row0), col1 - col0, row1 - row0)
-
-
-def roi_weight(grid: GridSpec, spatial) -> np.ndarray:
-    """Boolean ``(h, w)``: pixels whose centre lies in the ROI; the centroid's pixel if none does."""
-    mask = grid.inside_mask(spatial.geometry())
-    if not mask.any():
-        lon, lat = spatial.centroid()
-        x, y = to_crs(lon, lat, "EPSG:4326", grid.crs)
-        a, _, c, _, e, f = grid.transform
-        col = min(max(int((x - c) // a), 0), grid.width - 1)
-        row = min(max(int((y - f) // e), 0), grid.height - 1)
-        mask[row, col] = True
-    return mask
 
 
 def pool_pixels(features: np.ndarray, weight: np.ndarray, pooling: str) -> np.ndarray:

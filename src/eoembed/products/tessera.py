@@ -12,7 +12,11 @@
    ``int8 * scales``; pixels whose scale is 0 or not finite have no data.
 2. the **GeoTIFF export** ``grid_<lon>_<lat>_<year>.tiff`` (float32, 128 bands, product-native UTM).
 
-Both are read on the product's native UTM grid and resampled with nearest neighbour.
+Tiles are found by the **footprint of their raster** (the landmask's or the export's bounds),
+not by the cell their name gives, so a raster that does not cover its named cell, or a ROI across
+cells whose neighbour tile is missing (then ``partial``), is read right. Both are read on the
+product's native UTM grid and resampled with nearest neighbour (or the pixel holding the centroid
+for a ROI smaller than one pixel).
 """
 
 from __future__ import annotations
@@ -20,18 +24,20 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from eoembed.errors import ProviderError
 from eoembed.items import Request
-from eoembed.models.base import ModelCard
-from eoembed.products.base import PRODUCT_FAMILY, PixelProduct
-from eoembed.products.raster import Tile, raster_nodata, raster_tile
+from eoembed.products.base import ProductCard
+from eoembed.products.pixel import PixelProduct
+from eoembed.products.raster import Tile, lonlat_bounds, raster_nodata, raster_tile
 
 __all__ = ["Tessera", "cell_centres", "dequantize_tessera", "npy_tile"]
 
 DIMS = 128
+EXPORT = re.compile(r"grid_(-?\d+(?:\.\d+)?)_(-?\d+(?:\.\d+)?)_(\d{4})\.tiff?")
 
 
 def dequantize_tessera(q: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -86,59 +92,67 @@ def float_tile(path: str) -> Tile:
     return replace(tile, read=read)
 
 
-def _name(lon: float, lat: float) -> str:
-    return f"grid_{lon:.2f}_{lat:.2f}"
-
-
 class Tessera(PixelProduct):
     """Tessera (Sentinel-1 + Sentinel-2 annual embeddings), from geotessera tiles or its GeoTIFFs."""
 
-    card = ModelCard(
-        id="tessera", family=PRODUCT_FAMILY, kind="precomputed",
+    card = ProductCard(
+        id="tessera",
         description="Tessera annual 128-d pixel embeddings from Sentinel-1/2 at 10 m (geotessera tiles)",
-        collection="", bands=(), wavelengths_nm=(), native_gsd_m=10.0, input_size=None,
-        temporal="single", frames=1, dims=DIMS, outputs=("pooled", "grid"),
+        dims=DIMS, outputs=("pooled", "grid"), native_gsd_m=10.0,
+        layout=("global_0.1_degree_representation/<year>/[grid_<lon>_<lat>/]grid_<lon>_<lat>{,_scales}.npy "
+                "+ global_0.1_degree_tiff_all/grid_<lon>_<lat>.tiff (landmask: CRS and transform)",
+                "grid_<lon>_<lat>_<year>.tiff anywhere under source: float32 GeoTIFF exports (128 bands)"),
+        temporal="annual", coverage=("2017-01-01", "2026-01-01"),
+        dequantisation="int8 * scales ((H, W) or (H, W, 128)); scale 0 or non-finite = no data; "
+                       "GeoTIFF exports as stored (their nodata -> NaN)",
         licence="CC-BY-4.0 (embeddings); geotessera code MIT",
         citation="Feng et al. (2025), TESSERA: Temporal Embeddings of Surface Spectra for Earth "
                  "Representation and Analysis, arXiv:2506.20380",
         url="https://github.com/ucam-eo/geotessera", mem_mb=4000, runtime_min=30)
-    years = (2017, 2025)
-    res_m = 10.0
     source_help = ("a directory with global_0.1_degree_representation/<year>/ + "
                    "global_0.1_degree_tiff_all/, or GeoTIFF exports grid_<lon>_<lat>_<year>.tiff")
 
     def _open(self) -> None:
         root = Path(self.source)
-        self._exports = {}
-        for p in root.rglob("grid_*_*_*.tif*"):
-            m = re.fullmatch(r"grid_(-?\d+\.\d+)_(-?\d+\.\d+)_(\d{4})\.tiff?", p.name)
+        self._exports: dict[int, list[Path]] = {}
+        for p in sorted(root.rglob("grid_*_*_*.tif*")):
+            m = EXPORT.fullmatch(p.name)
             if m:
-                self._exports[(float(m[1]), float(m[2]), int(m[3]))] = p
+                self._exports.setdefault(int(m[3]), []).append(p)
+        self._footprints: dict[int, list[tuple[Callable[[], Tile], tuple[float, float, float, float]]]] = {}
+        self._skipped: list[tuple[str, str]] = []
 
-    def _npy_paths(self, lon: float, lat: float, year: int) -> tuple[Path, Path, Path] | None:
-        root, name = Path(self.source), _name(lon, lat)
+    def _npy_tiles(self, year: int) -> list[tuple[Callable[[], Tile], Path]]:
+        """``(tile factory, georeferencing file)`` of each complete .npy tile of ``year``."""
+        root = Path(self.source)
         base = root / "global_0.1_degree_representation" / str(year)
-        landmask = root / "global_0.1_degree_tiff_all" / f"{name}.tiff"
-        for d in (base / name, base):
-            if (d / f"{name}.npy").exists() and (d / f"{name}_scales.npy").exists() and landmask.exists():
-                return d / f"{name}.npy", d / f"{name}_scales.npy", landmask
-        return None
-
-    def tiles(self, request: Request, year: int | None) -> list:
         out = []
-        for lon, lat in cell_centres(request.spatial.geometry().bounds):
-            export = self._exports.get((lon, lat, year))
-            if export is not None:
-                out.append(float_tile(str(export)))
+        for npy in sorted(base.rglob("grid_*_*.npy")) if base.is_dir() else []:
+            if npy.name.endswith("_scales.npy"):
                 continue
-            paths = self._npy_paths(lon, lat, year)
-            if paths is not None:
-                out.append(npy_tile(*paths))
+            scales = npy.with_name(f"{npy.stem}_scales.npy")
+            landmask = root / "global_0.1_degree_tiff_all" / f"{npy.stem}.tiff"
+            missing = [p.name for p in (scales, landmask) if not p.exists()]
+            if missing:
+                self._skipped.append((str(npy), f"missing {missing}"))
+                continue
+            out.append((lambda n=npy, s=scales, m=landmask: npy_tile(n, s, m), landmask))
         return out
 
-    def raw_format(self, tiles: list) -> tuple[int, object, float]:
-        return DIMS, np.float32, float("nan")
+    def _year_footprints(self, year: int):
+        """Lon/lat footprints of every tile of ``year`` (from each raster, not from its name)."""
+        if year not in self._footprints:
+            entries = [(lambda p=p: float_tile(str(p)), p) for p in self._exports.get(year, [])]
+            entries += self._npy_tiles(year)
+            self._footprints[year] = [(make, lonlat_bounds(raster_tile(str(geo)))) for make, geo in entries]
+        return self._footprints[year]
 
-    def decode(self, raw: np.ndarray) -> np.ndarray:
-        return raw.astype(np.float32)
+    def tiles(self, request: Request, year: int | None) -> list:
+        import shapely
 
+        geom = request.spatial.geometry()
+        return [make() for make, bounds in self._year_footprints(year)
+                if shapely.box(*bounds).intersects(geom)]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "skipped_files": [list(s) for s in getattr(self, "_skipped", [])]}
