@@ -9,7 +9,7 @@ CORES ?= 2
 
 .PHONY: demo test install clean-results lint dryrun
 
-$(STAMP): requirements/core.txt requirements/test.txt pyproject.toml
+$(STAMP): requirements/core.txt requirements/zoo.txt requirements/test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/test.txt
