@@ -104,9 +104,16 @@ def all_targets():
     return targets
 
 
+def sensors_of(model):
+    """The model's sensors in the order of its declared inputs (the first is ``sensor``; the others
+    come from ``sensors: {modality: sensor name}`` for multi-modal models, e.g. S1 + S2)."""
+    extra = MODELS[model].get("sensors") or {}
+    return [sensor_of(model)] + [SENSORS[extra[spec.modality]] for spec in CARDS[model].inputs[1:]]
+
+
 def embed_input(wildcards):
     if on_the_fly(wildcards.model):
-        return composite_path(sensor_of(wildcards.model).key(), wildcards.chunk)
+        return [composite_path(s.key(), wildcards.chunk) for s in sensors_of(wildcards.model)]
     return []
 
 

@@ -6,7 +6,7 @@ setup_logging(snakemake.log[0])
 run_embed_job(
     model_id=snakemake.wildcards.model,
     chunk=snakemake.wildcards.chunk,
-    composite_path=snakemake.input[0] if len(snakemake.input) else None,
+    composite_path=(list(snakemake.input) if len(snakemake.input) > 1 else snakemake.input[0]) if len(snakemake.input) else None,
     out_path=snakemake.output[0],
     requests=snakemake.params.requests,
     model_cfg=snakemake.params.model,

@@ -156,21 +156,34 @@ def sha256_array(arr: np.ndarray) -> str:
 
 def embed_items(embedder: Embedder, composites: dict[str, Result], requests: list[Request], *,
                 pooling: str = "mean", grid: bool = False, cell_m: float | None = None,
-                batch_size: int = 16) -> dict[str, Result]:
+                batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None) -> dict[str, Result]:
     """Embed composites in batches (pooled, and grid when asked and supported).
 
     The model must already be loaded. A batch that raises is retried item by item so one
     bad input fails alone.
+
+    Args:
+        composites: Per ROI, the composite of the model's primary input.
+        extra: For multi-modal models: modality -> per ROI composite of that input (on the same
+            grid). An item whose extra input failed fails with that input's error.
     """
     out: dict[str, Result] = {}
-    todo: list[tuple[Request, Composite, dict]] = []
+    todo: list[tuple[Request, Composite | dict[str, Composite], dict]] = []
+    primary = embedder.inputs()[0].modality if hasattr(embedder, "inputs") else None
     for req in requests:
         arrays, rec = composites[req.roi_id]
         rec = {k: v for k, v in rec.items() if k != "meta"} | {"model": embedder.card.id}
+        bad = [(m, r[req.roi_id][1]) for m, r in (extra or {}).items() if r[req.roi_id][1]["status"] == "failed"]
+        if rec["status"] != "failed" and bad:
+            rec.update({k: bad[0][1][k] for k in ("status", "stage", "error")}, failed_input=bad[0][0])
         if rec["status"] == "failed":
             out[req.roi_id] = ({}, rec)
             continue
-        todo.append((req, Composite.from_arrays(arrays, composites[req.roi_id][1]["meta"]), rec))
+        comp = Composite.from_arrays(arrays, composites[req.roi_id][1]["meta"])
+        if extra:
+            comp = {primary: comp} | {m: Composite.from_arrays(r[req.roi_id][0], r[req.roi_id][1]["meta"])
+                                      for m, r in extra.items()}
+        todo.append((req, comp, rec))
 
     want_grid = grid and "grid" in embedder.card.outputs
     pooled_spec = OutputSpec.pooled(pooling)
@@ -196,8 +209,9 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             if g is not None:
                 arrays["grid"] = np.asarray(g, dtype=np.float32)
                 shapes["grid"] = list(arrays["grid"].shape)
-            rec.update(stage="done", grid=(info[0] if info else comp.grid).to_dict(), output_shape=shapes,
-                       input_grid=comp.grid.to_dict(), input_prep=prep,
+            ref = comp[primary] if isinstance(comp, dict) else comp
+            rec.update(stage="done", grid=(info[0] if info else ref.grid).to_dict(), output_shape=shapes,
+                       input_grid=ref.grid.to_dict(), input_prep=prep,
                        cell_px=info[1] if info else None,
                        embedding_sha256=sha256_array(vec),
                        geometry_wkt=req.spatial.geometry().wkt,

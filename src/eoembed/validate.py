@@ -47,6 +47,22 @@ def model_problems(config: dict[str, Any], windows: list[Any] | None = None) -> 
             continue
         problems += check_sensor(mid, card.inputs[0], sname, sensors[sname], windows,
                                  gsd_override=bool(m.get("allow_gsd")))
+        extra = m.get("sensors") or {}
+        for spec in card.inputs[1:]:  # multi-modal: every further input names its sensor
+            other = extra.get(spec.modality)
+            if other not in sensors:
+                problems.append(f"models.{mid}.sensors.{spec.modality}={other!r}: the model's {spec.modality!r} "
+                                f"input needs a sensor; defined: {sorted(sensors)}")
+                continue
+            problems += check_sensor(mid, spec, other, sensors[other], windows,
+                                     gsd_override=bool(m.get("allow_gsd")))
+            if sensors[other].scale_m != sensors[sname].scale_m:
+                problems.append(f"model {mid!r}, sensor {other!r}: scale_m={sensors[other].scale_m:g} differs from "
+                                f"sensor {sname!r} ({sensors[sname].scale_m:g}); allowed: the same scale_m (one grid)")
+        unknown = sorted(set(extra) - {spec.modality for spec in card.inputs[1:]})
+        if unknown:
+            problems.append(f"models.{mid}.sensors: {unknown} are not inputs of the model; allowed "
+                            f"{[spec.modality for spec in card.inputs[1:]]}")
     return problems
 
 

@@ -36,22 +36,34 @@ def use_library_in_jobs(src: str | Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
 
 
-def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_path: str,
+def run_embed_job(model_id: str, chunk: str, composite_path: str | list[str] | None, out_path: str,
                   requests: list[dict[str, Any]], model_cfg: dict[str, Any], sensor: dict | None,
                   output_cfg: dict[str, Any], weights_cfg: dict[str, Any]) -> None:
     """Load the model once, embed every item of the chunk in batches, write the chunk file.
 
     If the model cannot be built or its weights cannot be loaded, every item of the chunk is
     recorded as failed at stage ``embed`` with that error (other models are unaffected).
+    ``composite_path`` is None for products and location encoders, or a list of composite chunks
+    (one per declared input, in the card's order) for multi-modal models.
     """
     reqs = [Request.from_dict(r) for r in requests]
+    extra = None
     if composite_path is None:  # precomputed product: no fetch/composite, the product is read directly
         composites = {r.roi_id: ({}, {"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(),
                                       "status": "ok", "stage": "read", "error": None, "timings": {}})
                       for r in reqs}
     else:
-        items, records, _ = read_chunk(composite_path)
-        composites = {r.roi_id: (items.get(r.roi_id, {}), records[r.roi_id]) for r in reqs}
+        paths = [composite_path] if isinstance(composite_path, str) else list(composite_path)
+        per_input = []
+        for path in paths:  # one composite chunk per declared input, in the card's order
+            items, records, _ = read_chunk(path)
+            per_input.append({r.roi_id: (items.get(r.roi_id, {}), records[r.roi_id]) for r in reqs})
+        composites = per_input[0]
+        if len(per_input) > 1:
+            from eoembed.models.registry import get_card
+
+            modalities = [spec.modality for spec in get_card(model_id).inputs]
+            extra = dict(zip(modalities[1:], per_input[1:]))
     meta: dict[str, Any] = {"stage": "embed", "model": model_id, "chunk": chunk, "sensor": sensor,
                             "versions": versions(), "output": output_cfg, "job": job_environment()}
     log.info("embed job %s %s: requested device %s, job environment %s", model_id, chunk,
@@ -85,7 +97,7 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | None, out_pat
             results = embedder.embed_requests(reqs, pooling=output_cfg["pooling"], grid=bool(output_cfg["grid"]),
                                               cell_m=output_cfg.get("grid_cell_m"))
         else:
-            results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"],
+            results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"], extra=extra,
                                   grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
                                   batch_size=int(model_cfg.get("batch_size", 16)))
         desc = embedder.describe()
