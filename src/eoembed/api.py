@@ -19,11 +19,12 @@ from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
 from eoembed.versions import versions
 
 
-def default_sensor(model_id: str, frames: int | None = None) -> SensorSpec:
-    """The sensor a model's card asks for: its bands at its native GSD, median composite."""
+def default_sensor(model_id: str, frames: int | None = None, window: TemporalSpec | None = None) -> SensorSpec:
+    """The sensor a model's card asks for: its bands at its native GSD, median composite, and the
+    frames its time policy takes over ``window`` (e.g. one per calendar month for Presto)."""
     card = get_card(model_id)
     return SensorSpec(collection=card.collection, bands=card.bands, scale_m=card.native_gsd_m,
-                      frames=frames or card.frames, composite="median")
+                      frames=frames or card.primary.time.default_frames(window), composite="median")
 
 
 def _provider(provider: Provider | dict[str, Any] | None) -> Provider:
@@ -84,7 +85,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         comps = {r.roi_id: ({}, {"roi_id": r.roi_id, "request": r.to_dict(), "request_key": r.key(),
                                  "status": "ok", "stage": "read", "error": None}) for r in reqs}
     else:
-        sensor = sensor or default_sensor(embedder.card.id)
+        sensor = sensor or default_sensor(embedder.card.id, window=reqs[0].temporal if reqs else None)
         prov = _provider(provider)
         if isinstance(provider, dict):
             retries = provider.get("retries", retries)

@@ -39,7 +39,7 @@ S2_INPUT = InputSpec(
     modality="s2", collections=("sentinel-2-l2a", "sentinel-2-l1c"), bands=BANDS,
     norm=tuple(mean_std(m, s, k=2.0) for m, s in zip(S2_MEAN, S2_STD)),
     derived=(Derived("NDVI", ("B08", "B04"), stage="raw", norm=BandNorm()),),
-    gsd_m=10.0, time=TimePolicy(1, 24, tokens="month"),
+    gsd_m=10.0, time=TimePolicy(1, 24, tokens="month", default="months"),
     space=SpacePolicy("multiple", size=8, token_px=8), missing="mask", metadata=("time", "gsd"),
     norm_source="galileo config/normalization.json ['13'], training normalization 'std' (k = 2)")
 

@@ -81,18 +81,31 @@ class TimePolicy:
         monthly: Frames must be calendar-month bins (27-32 days, consecutive months).
         tokens: ``"month"`` (0 = January, of each frame's middle day), ``"doy"`` (0-based day of
             year of the middle day) or None.
+        default: Frames of the API's default sensor: ``"months"`` (one per calendar month of the
+            window, capped at ``max_frames``) or a number (None = ``min_frames``).
     """
 
     min_frames: int = 1
     max_frames: int = 1
     monthly: bool = False
     tokens: str | None = None
+    default: int | str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_frames <= self.max_frames:
             raise ConfigError(f"TimePolicy: frames range [{self.min_frames}, {self.max_frames}] is invalid")
         if self.tokens not in TOKENS:
             raise ConfigError(f"TimePolicy.tokens={self.tokens!r}, allowed {TOKENS}")
+
+    def default_frames(self, window: Any = None) -> int:
+        """Frames for a default sensor over ``window`` (a TemporalSpec)."""
+        if self.default == "months" or (self.default is None and self.monthly):
+            if window is None:
+                return min(12, self.max_frames)
+            months = (window.end.year - window.start.year) * 12 + window.end.month - window.start.month
+            months += window.end.day > 1
+            return max(self.min_frames, min(self.max_frames, months, window.days))
+        return int(self.default or self.min_frames)
 
     def describe(self) -> str:
         n = (f"{self.min_frames}" if self.min_frames == self.max_frames
