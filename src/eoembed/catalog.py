@@ -191,10 +191,10 @@ def _qa_raster(data: np.ndarray, nodata: float | None, crs, transform, qa_res: f
     _, height, width = data.shape
     has_data = np.ones((height, width), np.uint8) if nodata is None else \
         (data != nodata).any(axis=0).astype(np.uint8)
-    res = abs(transform.a)
-    qa_res = max(qa_res, res)
+    res_x, res_y = abs(transform.a), abs(transform.e)  # pixels need not be square
+    qa_res = max(qa_res, res_x, res_y)
     dst_transform = Affine(qa_res, 0.0, transform.c, 0.0, -qa_res, transform.f)
-    shape = (math.ceil(height * res / qa_res - 1e-9), math.ceil(width * res / qa_res - 1e-9))
+    shape = (math.ceil(height * res_y / qa_res - 1e-9), math.ceil(width * res_x / qa_res - 1e-9))
     cover = np.zeros(shape, np.uint8)
     reproject(has_data, cover, src_transform=transform, dst_transform=dst_transform,
               src_crs=crs, dst_crs=crs, resampling=Resampling.max)
@@ -216,8 +216,6 @@ def _read(path: Path, n_bands: int):
             if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
                 raise ConfigError(f"{path}: transform {tuple(t)[:6]} is rotated or not north-up; "
                                   "allowed north-up rasters (warp it first, e.g. gdalwarp)")
-            if not math.isclose(t.a, -t.e, rel_tol=1e-6):
-                raise ConfigError(f"{path}: pixels are not square ({t.a} x {-t.e}); allowed square pixels")
             return src.read(), src.crs, t, src.nodata, src.bounds
     except ConfigError:
         raise
@@ -244,7 +242,9 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     hrefs are relative to ``out_json``, so the folder can be moved as a whole.
 
     Args:
-        files: GeoTIFF paths (any CRS, north-up, square pixels, one image per file).
+        files: GeoTIFF paths (any CRS, north-up, one image per file). Pixels need not be square
+            (EuroSAT chips are 10.007 m x 10.020 m): the COGs keep the file's true affine and
+            odc-stac reprojects them onto the ROI grid when they are read.
         out_json: Catalogue path to write (``.json``); its folder receives the COGs.
         bands: Band name of each band of the files, in file order (every file the same).
         datetime: Acquisition date/time: one for all files or one per file (date, datetime or ISO
@@ -290,7 +290,7 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     for path, when, item_id in zip(paths, times, ids):
         data, crs, transform, src_nodata, bounds = _read(path, len(band_names))
         nodata = src_nodata if src_nodata is not None else coll.nodata
-        res = float(transform.a)
+        res = max(float(transform.a), float(-transform.e))  # the coarser axis, when not square
         crs_text = crs.to_string()
         tags = {"source": str(path), "written_by": "eoembed.catalog.build_catalog"}
         assets: dict[str, dict] = {}
