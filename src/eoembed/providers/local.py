@@ -320,8 +320,8 @@ class LocalProvider(Provider):
         units = {((item.assets[band].extra_fields.get("raster:bands") or [{}])[0] or {}).get("unit")
                  for item in items}
         if len(units) > 1:
-            raise ProviderError(f"band {band!r}: the scenes declare different units {sorted(map(str, units))}; "
-                                "allowed one unit per band")
+            raise ProviderError(f"band {band!r}: the scenes declare different units "
+                                f"{sorted(map(str, units))}; allowed one unit per band")
         return units.pop()
 
     @staticmethod
