@@ -7,7 +7,6 @@ provider against the Earth Engine stand-in. GENERATED test data only.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
