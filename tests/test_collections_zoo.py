@@ -170,6 +170,18 @@ def test_hls_constant_fmask_from_build_catalog(tmp_path):
     np.testing.assert_array_equal(stack.data[0, 3, 2:, 2:], data[3, 2:6, 2:6])
 
 
+def test_landsat_constant_qa_pixel_decodes_to_the_requested_class(tmp_path):
+    """A bit-flag quality band gets the flags of the class, not the class number (4 = cirrus bit)."""
+    data = np.random.default_rng(3).integers(8000, 20000, (7, 8, 8)).astype(np.uint16)
+    bands = list(get_collection("landsat-c2-l2").bands)
+    cat = build_catalog([_tif(tmp_path / "ls.tif", data, 30.0, 0)], tmp_path / "c" / "catalog.json",
+                        bands=bands, datetime="2023-06-15", collection="landsat-c2-l2", qa_value=4)
+    grid = _grid(30.0, 4)
+    sensor = SensorSpec(collection="landsat-c2-l2", bands=("SR_B4",), scale_m=30)
+    stack = LocalProvider(cat).fetch(_roi(grid), WINDOW, sensor, grid)
+    assert (stack.qa == 4).all() and quality_mask(stack, "landsat-c2-l2").all()
+
+
 # ---------------------------------------------------------------- STAC stand-in: HLS L30 + S30
 
 HLS_ROI = PointBuffer(5.62, 52.55, 300)

@@ -159,6 +159,21 @@ def test_racing_builders_publish_one_bank(tmp_path, tiny_catalog):
     assert shas == {hashlib.sha256((cache / "mosaiks" / files[0]).read_bytes()).hexdigest()}
 
 
+def test_an_edited_catalogue_gives_another_bank(tmp_path, tiny_catalog):
+    import json
+    import shutil
+
+    cat = tmp_path / "index.json"
+    for sub in tiny_catalog.parent.iterdir():  # the catalogue and its COG folders
+        (shutil.copytree if sub.is_dir() else shutil.copy)(sub, tmp_path / sub.name)
+    first = MosaiksEmbedder({"num_filters": 8, "filter_images": str(cat)}).filter_bank_spec()
+    doc = json.loads(cat.read_text())
+    doc["features"] = doc["features"][:1]
+    cat.write_text(json.dumps(doc))
+    second = MosaiksEmbedder({"num_filters": 8, "filter_images": str(cat)}).filter_bank_spec()
+    assert first.images == second.images and first.key() != second.key()
+
+
 def test_pins_corruption_and_bad_options_are_named(tmp_path, tiny_catalog):
     spec = _spec(str(tiny_catalog), k=8)
     filters, path, sha = load_filter_bank(spec, tmp_path)

@@ -147,12 +147,16 @@ class MosaiksEmbedder(Embedder):
 
         from eoembed.models.mosaiks_filters import FilterBankSpec
 
+        from eoembed.checksums import file_sha256
+
         o = self.options
-        images = o["filter_images"]
-        images = images if images == "demo" else str(Path(images).expanduser().absolute())
+        images, digest = o["filter_images"], ""
+        if images != "demo":
+            path = Path(images).expanduser().absolute()
+            images, digest = str(path), file_sha256(path) if path.is_file() else ""
         return FilterBankSpec(images=images, bands=tuple(self.card.bands), band_mean=BAND_MEAN,
                               band_std=BAND_STD, num_filters=o["num_filters"],
-                              kernel_size=o["kernel_size"], seed=o["seed"])
+                              kernel_size=o["kernel_size"], seed=o["seed"], images_sha256=digest)
 
     @property
     def dims(self) -> int:

@@ -76,6 +76,8 @@ class FilterBankSpec:
 
     Attributes:
         images: ``"demo"`` or the absolute path of a STAC catalogue.
+        images_sha256: sha256 of the catalogue file (so an edited catalogue gives another bank;
+            the image files it lists are not hashed); empty for ``"demo"``.
         bands: Band order of the filters' channels.
         band_mean, band_std: Per-band reflectance standardisation of the model input.
         num_filters: ``K``.
@@ -90,6 +92,7 @@ class FilterBankSpec:
     num_filters: int
     kernel_size: int
     seed: int
+    images_sha256: str = ""
 
     def __post_init__(self) -> None:
         dim = len(self.bands) * self.kernel_size ** 2
