@@ -145,9 +145,8 @@ class MosaiksEmbedder(Embedder):
         """The :class:`~eoembed.models.mosaiks_filters.FilterBankSpec` of ``filters='patches'``."""
         from pathlib import Path
 
-        from eoembed.models.mosaiks_filters import FilterBankSpec
-
         from eoembed.checksums import file_sha256
+        from eoembed.models.mosaiks_filters import FilterBankSpec
 
         o = self.options
         images, digest = o["filter_images"], ""
