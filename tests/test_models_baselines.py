@@ -127,9 +127,9 @@ def test_spectral_errors():
 
 
 @pytest.mark.parametrize("model_id", ["spectral", "mosaiks"])
-def test_pooled_ignores_invalid_and_outside_pixels(model_id):
+def test_pooled_ignores_invalid_and_outside_pixels(model_id, tmp_path):
     options = {"num_filters": 16} if model_id == "mosaiks" else {}
-    model = create(model_id, options)
+    model = create(model_id, options, weights_dir=str(tmp_path))  # mosaiks builds its filter bank there
     base = make_comp(12, 12, seed=3)
     base.valid[0, 0, :] = False
     base.roi_mask[:, -3:] = False
@@ -160,7 +160,7 @@ def test_random_filters_are_seeded_zero_mean_unit_norm():
 
 
 def test_mosaiks_features_match_independent_computation():
-    model = MosaiksEmbedder({"num_filters": 4, "kernel_size": 1, "bias": 0.5})
+    model = MosaiksEmbedder({"num_filters": 4, "kernel_size": 1, "bias": 0.5, "filters": "gaussian"})
     comp = make_comp(6, 7, seed=5)
     comp.valid[0, 0, :3] = False
     emb = model.embed_batch([comp], OutputSpec.pooled())[0]
@@ -173,8 +173,8 @@ def test_mosaiks_features_match_independent_computation():
     np.testing.assert_allclose(emb, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_mosaiks_grid_and_options():
-    model = MosaiksEmbedder({"num_filters": 8})
+def test_mosaiks_grid_and_options(tmp_path):
+    model = MosaiksEmbedder({"num_filters": 8}, weights_dir=str(tmp_path))
     comp = make_comp(20, 12)
     comp.roi_mask[:8, 8:] = False
     grid = model.embed_batch([comp], OutputSpec.grid())[0]
@@ -202,7 +202,7 @@ def _embed_in_subprocess(seed: int) -> str:
         "grid = GridSpec('EPSG:32633', (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 24, 24)\n"
         "comp = Composite(data, np.ones((1, 24, 24), bool), [(dt.date(2020, 1, 1), dt.date(2021, 1, 1))],"
         " S2_BANDS, grid, np.ones((24, 24), bool), 0.0, 'median')\n"
-        "emb = create('mosaiks').embed_batch([comp], OutputSpec.pooled())[0]\n"
+        "emb = create('mosaiks', {'filters': 'gaussian'}).embed_batch([comp], OutputSpec.pooled())[0]\n"
         "print(hashlib.sha256(emb.tobytes()).hexdigest())\n"
     )
     env = dict(os.environ, PYTHONPATH=str(SRC))
@@ -218,8 +218,9 @@ def test_mosaiks_is_deterministic_across_processes():
     rng = np.random.default_rng(0)
     comp = make_comp(24, 24)
     comp.data[:] = rng.uniform(200, 4000, (1, 12, 24, 24)).astype(np.float32)
-    here = create("mosaiks").embed_batch([comp], OutputSpec.pooled())[0]
+    gaussian = {"filters": "gaussian"}  # the default patch bank: tests/test_mosaiks_filters.py
+    here = create("mosaiks", gaussian).embed_batch([comp], OutputSpec.pooled())[0]
     assert hashlib.sha256(here.tobytes()).hexdigest() == first
-    other = create("mosaiks").embed_batch([make_comp(24, 24, seed=9)], OutputSpec.pooled())[0]
+    other = create("mosaiks", gaussian).embed_batch([make_comp(24, 24, seed=9)], OutputSpec.pooled())[0]
     assert hashlib.sha256(other.tobytes()).hexdigest() != first
     assert not np.allclose(other, here)

@@ -1,5 +1,6 @@
 """End-to-end: the real Snakemake workflow on small generated imagery, outputs checked."""
 
+import hashlib
 import json
 
 import geopandas as gpd
@@ -8,6 +9,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from eoembed.chunkio import read_chunk
+from eoembed.export import read_geoparquet_metadata
 from eoembed.export_grid import open_grid
 from workflow_helpers import job_counts, make_imagery, make_rois, snakemake, write_config
 
@@ -26,7 +29,7 @@ def imagery(tmp_path_factory):
 def demo_run(imagery, tmp_path_factory):
     index, rois = imagery
     work = tmp_path_factory.mktemp("run")
-    write_config(work, index, rois)
+    write_config(work, index, rois, weights={"dir": str(work / "weights")})
     first = snakemake(work)
     return work, first
 
@@ -65,6 +68,14 @@ def test_outputs_are_complete_and_self_describing(demo_run, imagery):
         assert grid["x"].attrs.get("units") in ("m", "metre", "meter")
         assert np.diff(grid["x"].values)[0] == pytest.approx(80.0)
         grid.close()
+
+    # every mosaiks chunk (jobs running in parallel) used the one filter bank built in the cache
+    (bank,) = (work / "weights" / "mosaiks").glob("filters-*.safetensors")
+    bank_sha = hashlib.sha256(bank.read_bytes()).hexdigest()
+    assert read_geoparquet_metadata(work / "results/export/mosaiks/embeddings.parquet")[
+        "weights_sha256"] == {"filter_bank": bank_sha}
+    chunks = sorted((work / "results/embed/mosaiks").glob("*.npz"))
+    assert len(chunks) > 1 and {read_chunk(c)[2]["weights_sha256"]["filter_bank"] for c in chunks} == {bank_sha}
 
     summary = json.loads((work / "results/manifest/summary.json").read_text())
     assert summary  # counts per model/status

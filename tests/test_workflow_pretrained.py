@@ -152,10 +152,11 @@ def test_real_patches_presto_and_galileo(tmp_path):
 
 
 def write_tiff(path: Path, data: np.ndarray, crs: str = "EPSG:32631", x0: float = 640_000.0,
-               y1: float = 5_825_000.0, res: float = 10.0, nodata=None) -> Path:
+               y1: float = 5_825_000.0, res: float = 10.0, nodata=None, res_y: float | None = None) -> Path:
+    res_y = res if res_y is None else res_y
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
                        count=data.shape[0], dtype=data.dtype.name, crs=crs,
-                       transform=Affine(res, 0, x0, 0, -res, y1), nodata=nodata) as dst:
+                       transform=Affine(res, 0, x0, 0, -res_y, y1), nodata=nodata) as dst:
         dst.write(data)
     return path
 
@@ -195,6 +196,51 @@ def test_catalog_splits_bands_and_provider_reads_each_band(tmp_path, three_band_
     np.testing.assert_allclose(stack.data[0, 1], data[1, 10:20, 10:20])
     np.testing.assert_allclose(stack.data[0, 0], data[2, 10:20, 10:20])
     assert (stack.qa == 4).all()
+
+
+def test_catalog_keeps_non_square_pixels_and_provider_reprojects(tmp_path):
+    """EuroSAT-like chip (10.007 m x 10.020 m pixels): the COGs keep the true affine and the
+    local provider reprojects onto a square 10 m grid (nearest: the exact source pixel under each
+    cell centre; bilinear: as an independent rasterio reprojection)."""
+    from rasterio.warp import Resampling, reproject
+
+    rx, ry, x0, y1 = 10.007, 10.020, 640_003.0, 5_825_004.0
+    rng = np.random.default_rng(7)
+    data = rng.integers(100, 5000, (2, 64, 64)).astype(np.uint16)
+    src = write_tiff(tmp_path / "eurosat.tif", data, x0=x0, y1=y1, res=rx, res_y=ry)
+    out = build_catalog([src], tmp_path / "cat" / "catalog.json", bands=["B03", "B02"],
+                        datetime="2022-06-15", qa_value=4, item_ids=["chip"])
+    (item,) = read_catalog(out)
+    with rasterio.open(item.assets["B02"].href) as cog:
+        assert cog.transform.almost_equals(Affine(rx, 0, x0, 0, -ry, y1), precision=1e-9)
+        np.testing.assert_array_equal(cog.read(1), data[1])
+    assert item.assets["B02"].extra_fields["proj:transform"][:6] == [rx, 0.0, x0, 0.0, -ry, y1]
+    with rasterio.open(item.assets["SCL"].href) as scl:  # covers the whole chip at 20 m
+        assert scl.res == (20.0, 20.0) and scl.shape == (33, 33) and (scl.read(1) == 4).all()
+
+    # a square 10 m grid inside the chip, its cell centres placed so that near the far edges they
+    # fall in a different source pixel than they would if the chip's pixels were 10 m squares
+    n, left, top = 63, x0 + 5.2035, y1 - 5.61  # no centre within 3 mm of a pixel edge
+    grid = GridSpec("EPSG:32631", (10.0, 0, left, 0, -10.0, top), n, n)
+    spatial = PointBuffer(*Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
+                          .transform(left + 5 * n, top - 5 * n), 150)
+    window = TemporalSpec.range("2022-06-01", "2022-07-01")
+    sensor = SensorSpec(bands=("B02", "B03"), cloudy_pct=0)
+    near = LocalProvider(out, resampling="nearest").fetch(spatial, window, sensor, grid)
+    centre_x = left - x0 + 10.0 * (np.arange(n) + 0.5)  # metres from the chip's left / top edge
+    centre_y = y1 - top + 10.0 * (np.arange(n) + 0.5)
+    cols, rows = np.floor(centre_x / rx).astype(int), np.floor(centre_y / ry).astype(int)
+    assert (cols != np.floor(centre_x / 10)).any() and (rows != np.floor(centre_y / 10)).any()
+    np.testing.assert_array_equal(near.data[0, 0], data[1][np.ix_(rows, cols)])
+    np.testing.assert_array_equal(near.data[0, 1], data[0][np.ix_(rows, cols)])
+
+    bil = LocalProvider(out, resampling="bilinear").fetch(spatial, window, sensor, grid)
+    expected = np.zeros((n, n), np.float32)
+    reproject(data[1].astype(np.float32), expected, src_transform=Affine(rx, 0, x0, 0, -ry, y1),
+              dst_transform=grid.affine(), src_crs="EPSG:32631", dst_crs="EPSG:32631",
+              resampling=Resampling.bilinear)
+    np.testing.assert_allclose(bil.data[0, 0], expected, rtol=0, atol=0.5)
+    assert np.abs(bil.data[0, 0] - near.data[0, 0]).max() > 50  # bilinear really interpolated
 
 
 def test_catalog_errors_name_the_problem(tmp_path, three_band_tiff):

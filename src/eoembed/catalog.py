@@ -171,8 +171,10 @@ def _footprint(crs: str, bounds: tuple[float, float, float, float]) -> tuple[dic
 
 
 def _asset(href: str, shape: tuple[int, int], transform, dtype: str, nodata: float | None, res: float,
-           title: str, roles: list[str], scale: float | None) -> dict:
+           title: str, roles: list[str], scale: float | None, unit: str | None = None) -> dict:
     band: dict[str, Any] = {"data_type": dtype, "spatial_resolution": res}
+    if unit:
+        band["unit"] = unit
     if nodata is not None:
         band["nodata"] = nodata
     if scale is not None:
@@ -182,23 +184,35 @@ def _asset(href: str, shape: tuple[int, int], transform, dtype: str, nodata: flo
             "raster:bands": [band]}
 
 
-def _qa_raster(data: np.ndarray, nodata: float | None, crs, transform, qa_res: float, qa_value: int):
+def _qa_raw(qa_value: int, coll: Collection) -> tuple[int, int]:
+    """(stored value, stored fill) of a constant quality band: the class itself (fill 0), or for
+    a bit-flag band the flags that decode to it (:data:`~eoembed.providers.presets.QA_ENCODINGS`)."""
+    from eoembed.providers.presets import QA_ENCODINGS
+
+    if coll.qa_kind not in QA_ENCODINGS:
+        return qa_value, 0
+    values, fill = QA_ENCODINGS[coll.qa_kind]
+    return values[qa_value], fill
+
+
+def _qa_raster(data: np.ndarray, nodata: float | None, crs, transform, qa_res: float, qa_value: int,
+               fill: int = 0):
     """Constant quality raster on a grid of ``qa_res`` with the image's origin: ``qa_value`` where a
-    cell covers any pixel with data, 0 elsewhere. Returns (array uint8, transform)."""
+    cell covers any pixel with data, ``fill`` elsewhere. Returns (array uint8, transform)."""
     from affine import Affine
     from rasterio.warp import Resampling, reproject
 
     _, height, width = data.shape
     has_data = np.ones((height, width), np.uint8) if nodata is None else \
         (data != nodata).any(axis=0).astype(np.uint8)
-    res = abs(transform.a)
-    qa_res = max(qa_res, res)
+    res_x, res_y = abs(transform.a), abs(transform.e)  # pixels need not be square
+    qa_res = max(qa_res, res_x, res_y)
     dst_transform = Affine(qa_res, 0.0, transform.c, 0.0, -qa_res, transform.f)
-    shape = (math.ceil(height * res / qa_res - 1e-9), math.ceil(width * res / qa_res - 1e-9))
+    shape = (math.ceil(height * res_y / qa_res - 1e-9), math.ceil(width * res_x / qa_res - 1e-9))
     cover = np.zeros(shape, np.uint8)
     reproject(has_data, cover, src_transform=transform, dst_transform=dst_transform,
               src_crs=crs, dst_crs=crs, resampling=Resampling.max)
-    return np.where(cover > 0, np.uint8(qa_value), np.uint8(0)), dst_transform
+    return np.where(cover > 0, np.uint8(qa_value), np.uint8(fill)), dst_transform
 
 
 def _read(path: Path, n_bands: int):
@@ -216,8 +230,6 @@ def _read(path: Path, n_bands: int):
             if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
                 raise ConfigError(f"{path}: transform {tuple(t)[:6]} is rotated or not north-up; "
                                   "allowed north-up rasters (warp it first, e.g. gdalwarp)")
-            if not math.isclose(t.a, -t.e, rel_tol=1e-6):
-                raise ConfigError(f"{path}: pixels are not square ({t.a} x {-t.e}); allowed square pixels")
             return src.read(), src.crs, t, src.nodata, src.bounds
     except ConfigError:
         raise
@@ -235,7 +247,8 @@ def _crs_props(crs) -> dict[str, Any]:
 def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLike, *,
                   bands: Sequence[str], datetime: DateLike | Sequence[DateLike],
                   collection: str = "sentinel-2-l2a", qa_value: int | None = None,
-                  item_ids: Sequence[str] | None = None, cloud_cover: float | None = None) -> Path:
+                  item_ids: Sequence[str] | None = None, cloud_cover: float | None = None,
+                  units: str | None = None) -> Path:
     """Write a STAC ItemCollection for local (multi-band) GeoTIFFs, readable by ``LocalProvider``.
 
     Every file becomes one item; each of its bands is written as a single-band COG
@@ -244,7 +257,9 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     hrefs are relative to ``out_json``, so the folder can be moved as a whole.
 
     Args:
-        files: GeoTIFF paths (any CRS, north-up, square pixels, one image per file).
+        files: GeoTIFF paths (any CRS, north-up, one image per file). Pixels need not be square
+            (EuroSAT chips are 10.007 m x 10.020 m): the COGs keep the file's true affine and
+            odc-stac reprojects them onto the ROI grid when they are read.
         out_json: Catalogue path to write (``.json``); its folder receives the COGs.
         bands: Band name of each band of the files, in file order (every file the same).
         datetime: Acquisition date/time: one for all files or one per file (date, datetime or ISO
@@ -256,6 +271,9 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
             characters other than letters, digits, ``_.-`` replaced by ``_``).
         cloud_cover: ``eo:cloud_cover`` in percent; default 0 when ``qa_value`` is given (the
             constant quality band says every pixel is clear), else omitted.
+        units: SAR collections: what the files hold, ``"dB"`` or ``"linear"`` (power); written as
+            ``raster:bands[].unit`` so the providers convert dB to linear power. Default: the
+            collection's ``source_units``.
 
     Returns:
         Absolute path of the catalogue.
@@ -274,6 +292,9 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ConfigError(f"{len(missing)} input file(s) not found: {missing}")
+    if units is not None and (not coll.is_sar or str(units).lower() not in ("db", "linear")):
+        raise ConfigError(f"units={units!r} is invalid for collection {coll.id!r}: allowed "
+                          + ("'dB' or 'linear'" if coll.is_sar else "None (not a SAR collection)"))
     band_names = _check_bands(bands, coll)
     qa = _check_qa(qa_value, coll)
     times = _datetimes(datetime, len(paths))
@@ -290,7 +311,7 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     for path, when, item_id in zip(paths, times, ids):
         data, crs, transform, src_nodata, bounds = _read(path, len(band_names))
         nodata = src_nodata if src_nodata is not None else coll.nodata
-        res = float(transform.a)
+        res = max(float(transform.a), float(-transform.e))  # the coarser axis, when not square
         crs_text = crs.to_string()
         tags = {"source": str(path), "written_by": "eoembed.catalog.build_catalog"}
         assets: dict[str, dict] = {}
@@ -298,17 +319,19 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
             rel = f"{item_id}/{band}.tif"
             write_band_cog(root / rel, data[i], crs, transform, nodata, band, "average", tags=tags)
             assets[band] = _asset(rel, data.shape[1:], transform, data.dtype.name, nodata, res,
-                                  f"{band} (band {i + 1} of {path.name})", ["data", "reflectance"],
-                                  coll.scale if coll.scale != 1.0 else None)
+                                  f"{band} (band {i + 1} of {path.name})",
+                                  ["data", "backscatter" if coll.is_sar else "reflectance"],
+                                  coll.scale if coll.scale != 1.0 else None, units)
         if qa is not None:
             qa_res = _QA_GSD_M.get(coll.qa_band, res)
-            qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, qa_res, qa)
+            raw, fill = _qa_raw(qa, coll)
+            qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, qa_res, raw, fill)
             rel = f"{item_id}/{coll.qa_band}.tif"
-            write_band_cog(root / rel, qa_arr, crs, qa_transform, 0, coll.qa_band, "nearest", tags=tags)
-            assets[coll.qa_band] = _asset(rel, qa_arr.shape, qa_transform, "uint8", 0,
+            write_band_cog(root / rel, qa_arr, crs, qa_transform, fill, coll.qa_band, "nearest", tags=tags)
+            assets[coll.qa_band] = _asset(rel, qa_arr.shape, qa_transform, "uint8", fill,
                                           float(qa_transform.a),
-                                          f"constant {coll.qa_band}={qa} (assumed cloud-free; 0 = no data)",
-                                          ["data"], None)
+                                          f"constant {coll.qa_band}={raw} (class {qa}, assumed "
+                                          f"cloud-free; {fill} = no data)", ["data"], None)
         geometry, bbox = _footprint(crs_text, tuple(bounds))
         props: dict[str, Any] = {"datetime": when.strftime("%Y-%m-%dT%H:%M:%SZ"), **_crs_props(crs),
                                  "eoembed:source": str(path)}

@@ -49,6 +49,28 @@ def commit(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def publish_once(tmp: Path, final: Path) -> bool:
+    """Like :func:`commit`, but never replaces an existing ``final``: ``tmp`` is hard-linked onto
+    it, which fails atomically when it exists, so of several jobs racing to publish the same
+    (deterministic) file exactly one wins. ``tmp`` is left for the caller to remove.
+
+    Returns:
+        True when this call published ``final``; False when it already existed.
+    """
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: rename unless someone was first
+        if final.exists():
+            return False
+        os.replace(tmp, final)
+    return True
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path to write; on success it is committed onto ``path``.

@@ -10,6 +10,17 @@ collection's ``scale``/``offset`` describe its *source product's* digital number
 (reflectance = DN x scale + offset); providers convert with :meth:`Collection.to_stack_units`.
 For Sentinel-2 L2A the two conventions coincide (scale 1e-4, offset 0) and values pass through
 unchanged.
+
+SAR collections (Sentinel-1) have their own stack units, **linear power** (backscatter
+coefficient, unitless), declared by ``units``. What a source holds is declared as data too: a
+catalogue asset's ``raster:bands[].unit`` (``"dB"`` or ``"linear"``), a STAC preset's or an
+Earth Engine collection's ``units`` (``COPERNICUS/S1_GRD`` is already in dB), else the
+collection's ``source_units``; :meth:`Collection.to_stack_units` converts (dB -> linear:
+``10 ** (dB / 10)``). A model that wants dB converts back with :func:`linear_to_db`.
+
+Collections without a per-pixel quality band (``qa_band=None``: Sentinel-2 L1C, Sentinel-1)
+are composited from every finite observation; Sentinel-1 scenes carry no cloud cover
+(``has_cloud_cover=False``), so a sensor on them must keep ``cloudy_pct`` at 100.
 """
 
 from __future__ import annotations
@@ -46,8 +57,12 @@ class Collection:
         qa_names: Class code -> name of the stack's ``qa`` codes.
         offset: See ``scale`` (0 for Sentinel-2 L2A as eoembed reads it).
         qa_kind: How the stored quality band becomes ``qa`` codes: ``"classes"`` (it already
-            holds class codes, read as uint8) or ``"landsat_qa_pixel"`` (uint16 bit flags
-            mapped by :func:`eoembed.providers.presets.landsat_qa_to_classes`).
+            holds class codes, read as uint8), ``"landsat_qa_pixel"`` or ``"hls_fmask"`` (bit
+            flags mapped by :data:`eoembed.providers.presets.QA_DECODERS`).
+        has_cloud_cover: Whether scenes carry a scene cloud cover (``eo:cloud_cover``).
+        units: Units of the stack values (``"reflectance x 10000"`` or ``"linear power"``).
+        source_units: SAR only: units of the source values when the source declares none
+            (``"linear"`` or ``"dB"``).
     """
 
     id: str
@@ -62,6 +77,13 @@ class Collection:
     qa_names: dict[int, str] = field(default_factory=dict)
     offset: float = 0.0
     qa_kind: str = "classes"
+    has_cloud_cover: bool = True
+    units: str = "reflectance x 10000"
+    source_units: str = ""
+
+    @property
+    def is_sar(self) -> bool:
+        return self.units == LINEAR_POWER
 
     def stack_factors(self) -> tuple[float, float]:
         """``(multiply, add)`` turning source DN into stack units (reflectance x 10000).
@@ -71,16 +93,45 @@ class Collection:
         """
         return round(self.scale / STACK_SCALE, 12), round(self.offset / STACK_SCALE, 9)
 
-    def to_stack_units(self, dn: np.ndarray) -> np.ndarray:
+    def to_stack_units(self, dn: np.ndarray, units: str | None = None) -> np.ndarray:
         """float32 stack values of source digital numbers ``dn`` (NaN stays NaN).
 
         Identity (same values, no arithmetic) when the source already is reflectance x 10000.
+        SAR: ``units`` (what the source declares, default :attr:`source_units`) ``"dB"`` is
+        converted to linear power, ``"linear"`` passes through.
+
+        Raises:
+            ProviderError: SAR values in units other than dB or linear.
         """
-        mul, add = self.stack_factors()
         dn = np.asarray(dn, dtype=np.float32)
+        if self.is_sar:
+            unit = (units or self.source_units).strip().lower()
+            if unit in ("db", "decibel", "decibels"):
+                return db_to_linear(dn)
+            if unit in ("linear", "linear power", "1", ""):
+                return dn
+            from eoembed.errors import ProviderError
+
+            raise ProviderError(f"collection {self.id!r}: source units {units!r} are invalid: "
+                                "allowed 'dB' or 'linear' (power)")
+        mul, add = self.stack_factors()
         if mul == 1.0 and add == 0.0:
             return dn
         return (dn.astype(np.float64) * mul + add).astype(np.float32)
+
+
+LINEAR_POWER = "linear power"
+
+
+def db_to_linear(db: np.ndarray) -> np.ndarray:
+    """Backscatter in decibels -> linear power, ``10 ** (dB / 10)`` (float32, NaN stays NaN)."""
+    return np.power(np.float32(10.0), np.asarray(db, np.float32) / np.float32(10.0)).astype(np.float32)
+
+
+def linear_to_db(linear: np.ndarray) -> np.ndarray:
+    """Linear power -> decibels, ``10 log10(x)`` (float32; 0 -> -inf, negative -> NaN)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.float32(10.0) * np.log10(np.asarray(linear, np.float32))).astype(np.float32)
 
 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
@@ -140,7 +191,78 @@ LANDSAT_C2_L2 = Collection(
     qa_kind="landsat_qa_pixel",
 )
 
-COLLECTIONS: dict[str, Collection] = {c.id: c for c in (SENTINEL2_L2A, LANDSAT_C2_L2)}
+S2_L1C_BANDS = S2_BANDS[:10] + ("B10",) + S2_BANDS[10:]
+
+SENTINEL2_L1C = Collection(
+    id="sentinel-2-l1c",
+    bands=S2_L1C_BANDS,
+    native_gsd_m={**SENTINEL2_L2A.native_gsd_m, "B10": 60},
+    wavelengths_nm={**SENTINEL2_L2A.wavelengths_nm, "B10": 1373.5},
+    qa_band=None,  # the L1C COG catalogues carry no per-pixel class layer
+    scale=1e-4,
+    nodata=0,
+    description=("Sentinel-2 Level-1C top-of-atmosphere reflectance x 10000, 13 bands including "
+                 "B10 (cirrus); no per-pixel cloud mask (scene cloud cover only). Baseline 04.00+ "
+                 "offsets are removed like L2A's."),
+)
+
+SENTINEL1_GRD = Collection(
+    id="sentinel-1-grd",
+    bands=("VV", "VH"),
+    native_gsd_m={"VV": 10, "VH": 10},
+    wavelengths_nm={"VV": None, "VH": None},  # C band, 5.405 GHz
+    qa_band=None,
+    scale=1.0,
+    nodata=-32768,
+    description=("Sentinel-1 GRD IW backscatter sigma0 (thermal noise removed, calibrated, "
+                 "terrain-corrected as Earth Engine's COPERNICUS/S1_GRD), VV and VH; stack values "
+                 "in linear power (Earth Engine's dB converted)."),
+    has_cloud_cover=False,
+    units=LINEAR_POWER,
+    source_units="linear",
+)
+
+SENTINEL1_RTC = Collection(
+    id="sentinel-1-rtc",
+    bands=("VV", "VH"),
+    native_gsd_m={"VV": 10, "VH": 10},
+    wavelengths_nm={"VV": None, "VH": None},
+    qa_band=None,
+    scale=1.0,
+    nodata=-32768,
+    description=("Sentinel-1 radiometrically terrain-corrected backscatter gamma0 (Planetary "
+                 "Computer sentinel-1-rtc), VV and VH, linear power."),
+    has_cloud_cover=False,
+    units=LINEAR_POWER,
+    source_units="linear",
+)
+
+#: HLS v2.0 bands Prithvi uses, named as Prithvi names them; the presets map them to the L30
+#: (B02 B03 B04 B05 B06 B07) and S30 (B02 B03 B04 B8A B11 B12) asset keys.
+HLS_BANDS = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
+#: SCL-like codes :func:`eoembed.providers.presets.hls_fmask_to_classes` gives ``Fmask``.
+HLS_QA_CLASSES = {0: "fill", 3: "cloud_shadow", 4: "clear", 6: "water",
+                  8: "cloud_or_adjacent", 10: "cirrus", 11: "snow_ice"}
+
+HLS = Collection(
+    id="hls",
+    bands=HLS_BANDS,
+    native_gsd_m={b: 30 for b in HLS_BANDS},
+    # OLI band centres: HLS adjusts S30 to the OLI bandpasses
+    wavelengths_nm={"BLUE": 482.0, "GREEN": 561.5, "RED": 654.5, "NIR_NARROW": 865.0,
+                    "SWIR_1": 1608.5, "SWIR_2": 2200.5},
+    qa_band="Fmask",
+    invalid_qa=(0, 3, 8, 10),  # fill, cloud shadow, cloud or adjacent to cloud/shadow, cirrus
+    scale=1e-4,
+    nodata=-9999,
+    description=("Harmonized Landsat Sentinel-2 v2.0 (HLSL30 + HLSS30) surface reflectance x "
+                 "10000 at 30 m, Prithvi's six bands; Fmask bit flags as SCL-like codes."),
+    qa_names=HLS_QA_CLASSES,
+    qa_kind="hls_fmask",
+)
+
+COLLECTIONS: dict[str, Collection] = {c.id: c for c in (SENTINEL2_L2A, LANDSAT_C2_L2, SENTINEL2_L1C,
+                                                        SENTINEL1_GRD, SENTINEL1_RTC, HLS)}
 
 
 def get_collection(collection_id: str) -> Collection:

@@ -341,6 +341,9 @@ class SensorSpec(_Spec):
                            _number("SensorSpec", "scale_m", self.scale_m, 0, 1000, lo_open=True))
         object.__setattr__(self, "cloudy_pct",
                            _number("SensorSpec", "cloudy_pct", self.cloudy_pct, 0, 100))
+        if not coll.has_cloud_cover and self.cloudy_pct < 100:
+            raise SpecError("cloudy_pct", self.cloudy_pct,
+                            f"100 for collection {coll.id!r} (its scenes have no cloud cover)", "SensorSpec")
         object.__setattr__(self, "fill_value",
                            _number("SensorSpec", "fill_value", self.fill_value, -1e30, 1e30))
         if self.composite not in ("median", "mosaic"):

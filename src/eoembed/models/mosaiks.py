@@ -2,11 +2,15 @@
 
 Rolf et al. featurise an image by convolving it with K random ``k x k x C`` filters, applying
 ``ReLU(conv - bias)`` and ``ReLU(-conv - bias)`` and average-pooling each map, giving 2K features.
-The paper draws the filters from whitened random patches of the imagery itself. Here the filters
-must be identical for every ROI chunk and every run, independent of which images a job happens to
-see, so they are drawn instead from a seeded standard-normal distribution (``torch.Generator``,
-CPU, float64) and each is made zero-mean and unit-norm - the Gaussian analogue of the paper's
-normalised, whitened patches (an isotropic Gaussian is already white).
+The filters must be identical for every ROI chunk and every run, so they come from a declared
+source (option ``filters``):
+
+* ``"patches"`` (default, as published): ZCA-whitened random patches of a declared image set
+  (option ``filter_images``: ``"demo"``, the generated demo scenes, or the path of a STAC
+  catalogue), built once and kept in the weights cache with its sha256, which is recorded in the
+  model's description (``weights_sha256.filter_bank``); see :mod:`eoembed.models.mosaiks_filters`.
+* ``"gaussian"``: a seeded standard-normal draw (``torch.Generator``, CPU, float64), each filter
+  made zero-mean and unit-norm - needs no imagery.
 
 Inputs are the 12 Sentinel-2 L2A bands as reflectance (DN x 1e-4), standardised per band with the
 fixed constants :data:`BAND_MEAN` / :data:`BAND_STD` (the SSL4EO-S12 L2A band statistics of
@@ -92,7 +96,9 @@ class MosaiksEmbedder(Embedder):
         num_filters: K, number of random filters; ``dims = 2 K`` (default 256 -> 512).
         kernel_size: Odd filter size in pixels (default 3).
         bias: ReLU threshold (default 1.0).
-        seed: Seed of the filter generator (default 0).
+        seed: Seed of the filter generator / patch draw (default 0).
+        filters: ``"patches"`` (ZCA-whitened image patches, default) or ``"gaussian"``.
+        filter_images: Image set of the patches: ``"demo"`` (default) or a STAC catalogue path.
     """
 
     card: ClassVar[ModelCard] = ModelCard(
@@ -103,7 +109,8 @@ class MosaiksEmbedder(Embedder):
         grid_cell_tokens=NATIVE_CELL_PX, licence="Apache-2.0", citation=_CITATION,
         url="https://www.mosaiks.org", mem_mb=4000, runtime_min=30)
     default_options: ClassVar[dict[str, Any]] = {"num_filters": 256, "kernel_size": 3,
-                                                 "bias": 1.0, "seed": 0}
+                                                 "bias": 1.0, "seed": 0, "filters": "patches",
+                                                 "filter_images": "demo"}
 
     def __init__(self, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
@@ -116,7 +123,30 @@ class MosaiksEmbedder(Embedder):
             raise ConfigError(f"model 'mosaiks': option bias={bias!r} is invalid: "
                               "allowed a finite number")
         o["bias"] = float(bias)
+        if o["filters"] not in ("patches", "gaussian"):
+            raise ConfigError(f"model 'mosaiks': option filters={o['filters']!r} is invalid: "
+                              "allowed 'patches' or 'gaussian'")
+        images = o["filter_images"]
+        if not isinstance(images, str) or not images:
+            raise ConfigError(f"model 'mosaiks': option filter_images={images!r} is invalid: "
+                              "allowed 'demo' or the path of a STAC catalogue file")
         self._filters: torch.Tensor | None = None
+
+    def filter_bank_spec(self):
+        """The :class:`~eoembed.models.mosaiks_filters.FilterBankSpec` of ``filters='patches'``."""
+        from pathlib import Path
+
+        from eoembed.checksums import file_sha256
+        from eoembed.models.mosaiks_filters import FilterBankSpec
+
+        o = self.options
+        images, digest = o["filter_images"], ""
+        if images != "demo":
+            path = Path(images).expanduser().absolute()
+            images, digest = str(path), file_sha256(path) if path.is_file() else ""
+        return FilterBankSpec(images=images, bands=tuple(self.card.bands), band_mean=BAND_MEAN,
+                              band_std=BAND_STD, num_filters=o["num_filters"],
+                              kernel_size=o["kernel_size"], seed=o["seed"], images_sha256=digest)
 
     @property
     def dims(self) -> int:
@@ -124,9 +154,19 @@ class MosaiksEmbedder(Embedder):
         return 2 * self.options["num_filters"]
 
     def _load(self) -> None:
+        import torch
+
         o = self.options
-        self._filters = random_filters(o["num_filters"], len(self.card.bands), o["kernel_size"],
-                                       o["seed"]).to(self.device)
+        if o["filters"] == "gaussian":
+            filters = random_filters(o["num_filters"], len(self.card.bands), o["kernel_size"], o["seed"])
+        else:
+            from eoembed.models.mosaiks_filters import load_filter_bank
+
+            bank, _, sha = load_filter_bank(self.filter_bank_spec(), self.weights_dir,
+                                            self.weights_pins.get("filter_bank"))
+            self.weights_sha256["filter_bank"] = sha
+            filters = torch.from_numpy(bank)
+        self._filters = filters.to(self.device)
 
     def describe(self) -> dict[str, Any]:
         """Card facts with the real ``dims`` for these options."""

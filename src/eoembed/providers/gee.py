@@ -41,14 +41,25 @@ from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 __all__ = ["GEE_COLLECTIONS", "GeeProvider", "tiles"]
 
 log = logging.getLogger(__name__)
-#: eoembed collection -> (EE collection id, band-name map, QA band, cloud-cover property)
+_S2_EE = {b: ("B" + b[1:].lstrip("0") if b != "B8A" else "B8A") for b in
+          ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")}
+#: eoembed collection -> EE collection id, band-name map, QA band (``None``: no per-pixel mask
+#: in ``mask="scl"`` mode), cloud-cover property (``None``: no scene filter), Cloud Score+
+#: collection, units of the values (SAR), and per-band ``listContains`` filters on a property.
 GEE_COLLECTIONS: dict[str, dict[str, Any]] = {
     "sentinel-2-l2a": {
         "id": "COPERNICUS/S2_SR_HARMONIZED",  # baseline offset already removed by Google
-        "bands": {b: ("B" + b[1:].lstrip("0") if b != "B8A" else "B8A") for b in
-                  ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")},
+        "bands": {b: n for b, n in _S2_EE.items() if b != "B10"},
         "qa": "SCL", "cloud": "CLOUDY_PIXEL_PERCENTAGE",
         "cloud_score_plus": "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"},
+    "sentinel-2-l1c": {
+        "id": "COPERNICUS/S2_HARMONIZED",  # TOA, baseline offset removed by Google
+        "bands": dict(_S2_EE), "qa": None, "cloud": "CLOUDY_PIXEL_PERCENTAGE",
+        "cloud_score_plus": "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"},
+    "sentinel-1-grd": {
+        "id": "COPERNICUS/S1_GRD",  # sigma0 in dB (10 log10), converted to linear power
+        "bands": {"VV": "VV", "VH": "VH"}, "qa": None, "cloud": None, "units": "dB",
+        "require": "transmitterReceiverPolarisation"},
 }
 NODATA = -32768.0
 VALID_CODE, MASKED_CODE = 4, 0
@@ -198,17 +209,24 @@ class GeeProvider(CountingMixin, Provider):
             raise ConfigError(f"collection={sensor.collection!r} is invalid for provider 'gee': "
                               f"allowed one of {sorted(GEE_COLLECTIONS)}")
         geom = ee.Geometry.Polygon([list(map(list, spatial.geometry().exterior.coords))])
-        col = (ee.ImageCollection(spec["id"]).filterBounds(geom)
-               .filterDate(str(start), str(end))
-               .filter(ee.Filter.lte(spec["cloud"], sensor.cloudy_pct)))
+        col = ee.ImageCollection(spec["id"]).filterBounds(geom).filterDate(str(start), str(end))
+        if spec.get("cloud"):
+            col = col.filter(ee.Filter.lte(spec["cloud"], sensor.cloudy_pct))
         names = [spec["bands"][b] for b in sensor.bands]
+        for name in names if spec.get("require") else ():  # scenes that have every band
+            col = col.filter(ee.Filter.listContains(spec["require"], name))
         if self.mask == "cloud_score_plus":
+            if not spec.get("cloud_score_plus"):
+                raise ConfigError(f"mask='cloud_score_plus' is invalid for collection "
+                                  f"{sensor.collection!r}: allowed mask='scl'")
             th = self.cs_threshold
             col = col.linkCollection(ee.ImageCollection(spec["cloud_score_plus"]), ["cs_cdf"])
             return col.map(lambda img: img.updateMask(img.select("cs_cdf").gte(th))
                            .select(names, list(sensor.bands)))
         invalid = list(get_collection(sensor.collection).invalid_qa)
         qa = spec["qa"]
+        if qa is None:  # no per-pixel quality band: every observation counts
+            return col.map(lambda img: img.select(names, list(sensor.bands)))
         return col.map(lambda img: img.updateMask(img.select(qa).remap(invalid, [0] * len(invalid), 1))
                        .select(names, list(sensor.bands)))
 
@@ -251,6 +269,8 @@ class GeeProvider(CountingMixin, Provider):
                 f, (r0, c0, h, w) = futures[fut]
                 data[f, :, r0:r0 + h, c0:c0 + w] = fut.result()
         data[data == NODATA] = np.nan
+        data = get_collection(sensor.collection).to_stack_units(
+            data, units=GEE_COLLECTIONS[sensor.collection].get("units"))
         valid = np.isfinite(data).all(axis=1)
         qa = np.where(valid, VALID_CODE, MASKED_CODE).astype(np.uint8)
         import datetime as dt

@@ -61,25 +61,25 @@ def no_scene_error(where: str, spatial: SpatialSpec, temporal: TemporalSpec,
 def qa_codes(raw: np.ndarray, nodata: float | None, collection) -> np.ndarray:
     """uint8 quality classes of a quality band as read (any dtype), 0 where it has no data.
 
-    ``collection.qa_kind`` ``"classes"``: the values are the classes (cast to uint8);
-    ``"landsat_qa_pixel"``: bit flags mapped by
-    :func:`~eoembed.providers.presets.landsat_qa_to_classes`. Pixels equal to the band's
-    ``nodata`` (or NaN, when read as floats) become class 0 (no data).
+    ``collection.qa_kind`` ``"classes"``: the values are the classes (cast to uint8); a bit-flag
+    kind (``"landsat_qa_pixel"``, ``"hls_fmask"``): mapped by its function in
+    :data:`~eoembed.providers.presets.QA_DECODERS`. Pixels equal to the band's ``nodata`` (or
+    NaN, when read as floats) become class 0 (no data).
     """
+    from eoembed.providers.presets import QA_DECODERS
+
     raw = np.asarray(raw)
     missing = np.zeros(raw.shape, bool)
     if np.issubdtype(raw.dtype, np.floating):
         missing = ~np.isfinite(raw)
         raw = np.where(missing, 0, raw)
-    if collection.qa_kind == "landsat_qa_pixel":
-        from eoembed.providers.presets import landsat_qa_to_classes
-
-        codes = landsat_qa_to_classes(raw)
+    if collection.qa_kind in QA_DECODERS:
+        codes = QA_DECODERS[collection.qa_kind](raw)
     elif collection.qa_kind == "classes":
         codes = raw.astype(np.uint8)
     else:
         raise ProviderError(f"qa_kind={collection.qa_kind!r} of collection {collection.id!r} is "
-                            f"invalid: allowed 'classes' or 'landsat_qa_pixel'")
+                            f"invalid: allowed 'classes' or one of {sorted(QA_DECODERS)}")
     if nodata is not None and not np.isnan(nodata):
         missing |= raw == nodata
     codes[missing] = 0
@@ -306,12 +306,23 @@ class LocalProvider(Provider):
             if dn_shift is not None:
                 for t, group in enumerate(groups):
                     arr[t] += np.float32(dn_shift(group, band))
-            cube[:, i] = collection.to_stack_units(arr)
+            units = self._units(items, band) if collection.is_sar else None
+            cube[:, i] = collection.to_stack_units(arr, units=units)
         qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
             tzinfo=dt.timezone.utc) for t in data["time"].values]
         return Stack(data=cube, qa=qa_arr, times=times, bands=tuple(sensor.bands), grid=grid,
                      collection=sensor.collection, scenes=[[it.id for it in g] for g in groups])
+
+    @staticmethod
+    def _units(items: list, band: str) -> str | None:
+        """The ``raster:bands[0].unit`` the items declare for ``band`` (SAR: dB or linear)."""
+        units = {((item.assets[band].extra_fields.get("raster:bands") or [{}])[0] or {}).get("unit")
+                 for item in items}
+        if len(units) > 1:
+            raise ProviderError(f"band {band!r}: the scenes declare different units "
+                                f"{sorted(map(str, units))}; allowed one unit per band")
+        return units.pop()
 
     @staticmethod
     def _centre(grid: GridSpec) -> tuple[float, float]:

@@ -20,6 +20,19 @@ fit Landsat 4-7). Providers convert the DN to reflectance x 10000 and
 :func:`landsat_qa_to_classes` maps ``QA_PIXEL`` to SCL-like codes (0 no data, 3 shadow,
 8 cloud, 10 cirrus, 11 snow, 6 water, 4 clear, 7 other) so the same invalid-class mask
 (:attr:`~eoembed.collections.Collection.invalid_qa`) applies.
+
+Sentinel-2 L1C (13 bands, incl. B10 ``cirrus``): Earth Search ``sentinel-2-l1c`` (common-name
+asset keys; its assets are the original JPEG 2000 files in the requester-pays ``sentinel-s2-l1c``
+bucket, so reading needs AWS credentials and ``AWS_REQUEST_PAYER=requester``); no quality asset.
+
+Sentinel-1: the Planetary Computer's ``sentinel-1-rtc`` (gamma0, linear power, assets ``vv``/``vh``)
+serves :data:`~eoembed.collections.SENTINEL1_RTC`. Its ``sentinel-1-grd`` holds Level-1 GRD digital
+numbers in radar geometry (not calibrated, not map-projected), so no preset reads it as backscatter.
+
+HLS v2.0: one eoembed collection ``hls`` over both catalogue collections ``hls2-l30`` and
+``hls2-s30`` (:attr:`CollectionPreset.variants`: the same eoembed band has another asset key in
+each, e.g. ``NIR_NARROW`` = ``B05`` / ``B8A``); ``Fmask`` bit flags become SCL-like codes
+(:func:`hls_fmask_to_classes`).
 """
 
 from __future__ import annotations
@@ -32,8 +45,8 @@ import numpy as np
 
 from eoembed.errors import ConfigError
 
-__all__ = ["CollectionPreset", "PRESETS", "StacPreset", "S2_BOA_ADD_OFFSET", "get_preset",
-           "landsat_qa_to_classes", "s2_dn_offset"]
+__all__ = ["CollectionPreset", "PRESETS", "QA_DECODERS", "QA_ENCODINGS", "StacPreset", "S2_BOA_ADD_OFFSET",
+           "get_preset", "hls_fmask_to_classes", "landsat_qa_to_classes", "s2_dn_offset"]
 
 #: BOA_ADD_OFFSET of Sentinel-2 L2A processing baseline 04.00+, in DN.
 S2_BOA_ADD_OFFSET = -1000.0
@@ -47,6 +60,12 @@ _S2_COMMON = dict(zip(_S2, ("coastal", "blue", "green", "red", "rededge1", "rede
 _LANDSAT = {"SR_B1": "coastal", "SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir08",
             "SR_B6": "swir16", "SR_B7": "swir22"}
 _OLI = ("landsat-8", "landsat-9")
+_S2_L1C_COMMON = {**_S2_COMMON, "B10": "cirrus"}
+_S1_PC = {"VV": "vv", "VH": "vh"}
+_HLS_L30 = dict(zip(("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"),
+                    ("B02", "B03", "B04", "B05", "B06", "B07")))
+_HLS_S30 = dict(zip(("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"),
+                    ("B02", "B03", "B04", "B8A", "B11", "B12")))
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,10 @@ class CollectionPreset:
             apply is the collection's, :meth:`eoembed.collections.Collection.to_stack_units`).
         offset: See ``scale``.
         platforms: Item ``platform`` values taken (others skipped client-side); empty = all.
+        units: SAR: units of the assets' values (``"dB"`` or ``"linear"``); empty = the
+            collection's ``source_units``.
+        variants: Further catalogue collections searched together with ``remote_id``, each
+            with its own band -> asset key map (HLS: ``hls2-s30`` next to ``hls2-l30``).
     """
 
     remote_id: str
@@ -73,10 +96,16 @@ class CollectionPreset:
     scale: float = 1e-4
     offset: float = 0.0
     platforms: tuple[str, ...] = ()
+    units: str = ""
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def asset(self, band: str) -> str:
-        """Asset key of eoembed band ``band``."""
-        return self.assets.get(band, band)
+    def asset(self, band: str, remote: str | None = None) -> str:
+        """Asset key of eoembed band ``band`` (in catalogue collection ``remote``, if a variant)."""
+        return self.variants.get(remote, self.assets).get(band, band)
+
+    def remote_ids(self) -> list[str]:
+        """Every catalogue collection searched for this eoembed collection."""
+        return [self.remote_id, *self.variants]
 
 
 @dataclass(frozen=True)
@@ -115,6 +144,10 @@ PRESETS: dict[str, StacPreset] = {
             "sentinel-2-l2a": CollectionPreset("sentinel-2-l2a", {}, "SCL", "classes", "s2_baseline"),
             "landsat-c2-l2": CollectionPreset("landsat-c2-l2", dict(_LANDSAT), "qa_pixel",
                                               "landsat_qa_pixel", "none", 0.0000275, -0.2, _OLI),
+            "sentinel-1-rtc": CollectionPreset("sentinel-1-rtc", dict(_S1_PC), None, "classes", "none",
+                                               1.0, 0.0, units="linear"),
+            "hls": CollectionPreset("hls2-l30", dict(_HLS_L30), "Fmask", "hls_fmask", "none",
+                                    variants={"hls2-s30": dict(_HLS_S30)}),
         }),
     "earth_search": StacPreset(
         name="earth_search", url="https://earth-search.aws.element84.com/v1", sign=False,
@@ -123,6 +156,8 @@ PRESETS: dict[str, StacPreset] = {
                                                "s2_baseline"),
             "landsat-c2-l2": CollectionPreset("landsat-c2-l2", dict(_LANDSAT), "qa_pixel",
                                               "landsat_qa_pixel", "none", 0.0000275, -0.2, _OLI),
+            "sentinel-2-l1c": CollectionPreset("sentinel-2-l1c", dict(_S2_L1C_COMMON), None, "classes",
+                                               "s2_baseline"),
         }),
     # any STAC API whose assets are named like eoembed's bands (e.g. a self-hosted one)
     "generic": StacPreset(
@@ -130,6 +165,10 @@ PRESETS: dict[str, StacPreset] = {
             "sentinel-2-l2a": CollectionPreset("sentinel-2-l2a", {}, "SCL", "classes", "s2_baseline"),
             "landsat-c2-l2": CollectionPreset("landsat-c2-l2", {}, "QA_PIXEL", "landsat_qa_pixel",
                                               "none", 0.0000275, -0.2, _OLI),
+            "sentinel-2-l1c": CollectionPreset("sentinel-2-l1c", {}, None, "classes", "s2_baseline"),
+            "sentinel-1-grd": CollectionPreset("sentinel-1-grd", {}, None, "classes", "none", 1.0, 0.0),
+            "sentinel-1-rtc": CollectionPreset("sentinel-1-rtc", {}, None, "classes", "none", 1.0, 0.0),
+            "hls": CollectionPreset("hls", {}, "Fmask", "hls_fmask", "none"),
         }),
 }
 
@@ -190,3 +229,32 @@ def landsat_qa_to_classes(qa_pixel: np.ndarray) -> np.ndarray:
                        (bit(1) | bit(3), 8), (bit(0), 0)):  # lowest precedence first
         out[mask] = code
     return out
+
+
+def hls_fmask_to_classes(fmask: np.ndarray) -> np.ndarray:
+    """Map HLS v2.0 ``Fmask`` bit flags to SCL-like classes (uint8).
+
+    Bits (HLS v2.0 user guide): 0 cirrus, 1 cloud, 2 adjacent to cloud/shadow, 3 cloud shadow,
+    4 snow/ice, 5 water, 6-7 aerosol level; 255 is fill. Precedence: fill -> 0, cloud or adjacent
+    -> 8, cirrus -> 10, shadow -> 3, snow/ice -> 11, water -> 6, anything else -> 4 (clear; the
+    aerosol level does not invalidate a pixel).
+    """
+    q = np.asarray(fmask).astype(np.uint32)
+
+    def bit(n: int) -> np.ndarray:
+        return (q >> n) & 1 == 1
+
+    out = np.full(q.shape, 4, np.uint8)
+    for mask, code in ((bit(5), 6), (bit(4), 11), (bit(3), 3), (bit(0), 10), (bit(1) | bit(2), 8),
+                       (q == 255, 0)):  # lowest precedence first
+        out[mask] = code
+    return out
+
+
+#: ``qa_kind`` -> function turning a bit-flag quality band into SCL-like class codes.
+QA_DECODERS = {"landsat_qa_pixel": landsat_qa_to_classes, "hls_fmask": hls_fmask_to_classes}
+
+#: ``qa_kind`` -> (SCL-like class -> raw flag value that decodes to it, raw fill value): how a
+#: constant, cloud-free quality band is written for a bit-flag collection (``build_catalog``).
+QA_ENCODINGS = {"landsat_qa_pixel": ({4: 1 << 6, 6: 1 << 7, 7: 0, 11: 1 << 5}, 1),
+                "hls_fmask": ({4: 0, 6: 1 << 5, 11: 1 << 4}, 255)}

@@ -21,7 +21,7 @@ import json
 import re
 import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ from eoembed.grid import to_crs, utm_epsg
 from eoembed.providers import sample_scene as sim
 
 __all__ = ["DEMO_SITES", "DEMO_YEAR", "demo_labels", "demo_rois", "demo_sites", "generate",
-           "site_grid"]
+           "site_grid", "site_scenes"]
 
 GENERATOR_VERSION = 1
 DEMO_YEAR = 2023
@@ -130,20 +130,27 @@ def _asset(href: str, res: float, shape: tuple[int, int], x0: float, y1: float, 
             "proj:transform": [res, 0.0, x0, 0.0, -res, y1], "raster:bands": [band]}
 
 
+def site_scenes(name: str, lon: float, lat: float, year: int = DEMO_YEAR, n_dates: int = 6,
+                tile_px: int = 384, seed: int = 0) -> Iterator[tuple[dt.datetime, np.ndarray, np.ndarray]]:
+    """The GENERATED scenes of one site in memory, as :func:`generate` writes them:
+    ``(time, (12, H, W) float32 reflectance x 10000 at 10 m, (H, W) uint8 SCL at 10 m)`` per date."""
+    site = sim.make_site(name, lat, tile_px, seed)
+    for i, when in enumerate(_dates(year, n_dates, lon)):
+        bands10, scl10 = sim.render_scene(site, when.timetuple().tm_yday, i, n_dates)
+        yield when, bands10, scl10
+
+
 def _render_site(out: Path, name: str, lon: float, lat: float, year: int, n_dates: int,
                  tile_px: int, seed: int) -> list[dict]:
     """Write every scene of one site and return its STAC items (as dicts)."""
     crs, x0, y1 = site_grid(lon, lat, tile_px)
-    site = sim.make_site(name, lat, tile_px, seed)
     size_m = tile_px * BASE_RES
     geometry = _footprint(crs, x0, y1, size_m)
     coords = np.asarray(geometry["coordinates"][0])
     bbox = [float(coords[:, 0].min()), float(coords[:, 1].min()),
             float(coords[:, 0].max()), float(coords[:, 1].max())]
     items = []
-    for i, when in enumerate(_dates(year, n_dates, lon)):
-        doy = when.timetuple().tm_yday
-        bands10, scl10 = sim.render_scene(site, doy, i, n_dates)
+    for when, bands10, scl10 in site_scenes(name, lon, lat, year, n_dates, tile_px, seed):
         scl20 = sim.scl_to_20m(scl10)
         item_id = f"DEMO_S2L2A_{name}_{when:%Y%m%d}"
         rel = f"{name}/{when:%Y%m%d}"

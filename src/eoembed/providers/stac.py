@@ -187,15 +187,19 @@ class StacProvider(CountingMixin, LocalProvider):
         roi = spatial.geometry()
         start = dt.datetime.combine(temporal.start, dt.time(), tzinfo=dt.timezone.utc)
         end = dt.datetime.combine(temporal.end, dt.time(), tzinfo=dt.timezone.utc)
-        kwargs = dict(collections=[cpreset.remote_id], bbox=list(roi.bounds),
+        kwargs = dict(collections=cpreset.remote_ids(), bbox=list(roi.bounds),
                       datetime=[start, end - dt.timedelta(microseconds=1)], limit=100,
                       max_items=self.max_items, **self._cloud_filter(sensor.cloudy_pct))
-        what = f"searching {strip_query(self.url)} for {cpreset.remote_id}"
+        what = f"searching {strip_query(self.url)} for {', '.join(cpreset.remote_ids())}"
         found = self._call(lambda: list(self.client.search(**kwargs).items()), what)
         self._count(searches=1, items=len(found))
-        wanted = {b: cpreset.asset(b) for b in sensor.bands}
-        if collection.qa_band:
-            wanted[collection.qa_band] = cpreset.qa_asset or collection.qa_band
+
+        def wanted(remote: str | None) -> dict[str, str]:  # eoembed name -> this item's asset key
+            names = {b: cpreset.asset(b, remote) for b in sensor.bands}
+            if collection.qa_band:
+                names[collection.qa_band] = cpreset.qa_asset or collection.qa_band
+            return names
+
         out, seen = [], set()
         for item in sorted(found, key=lambda it: (_item_time(it), it.id)):
             cloud = item.properties.get("eo:cloud_cover")
@@ -208,12 +212,13 @@ class StacProvider(CountingMixin, LocalProvider):
             if not _footprint(item).intersects(roi):
                 continue
             seen.add(item.id)
-            out.append(self._renamed(item, wanted))
+            out.append(self._renamed(item, wanted(item.collection_id), cpreset.units))
         return out
 
     @staticmethod
-    def _renamed(item, wanted: dict[str, str]):
-        """A copy of ``item`` whose assets are exactly ``wanted`` (eoembed name -> asset key)."""
+    def _renamed(item, wanted: dict[str, str], units: str = ""):
+        """A copy of ``item`` whose assets are exactly ``wanted`` (eoembed name -> asset key);
+        ``units`` (the preset's) is declared on assets whose ``raster:bands`` state none."""
         clone = item.clone()
         missing = [key for key in wanted.values() if key not in clone.assets]
         if missing:
@@ -222,6 +227,9 @@ class StacProvider(CountingMixin, LocalProvider):
         clone.assets = {name: clone.assets[key].clone() for name, key in wanted.items()}
         for asset in clone.assets.values():
             asset.set_owner(clone)
+            bands = asset.extra_fields.get("raster:bands") or [{}]
+            if units and not bands[0].get("unit"):
+                asset.extra_fields["raster:bands"] = [{**bands[0], "unit": units}, *bands[1:]]
         return clone
 
     # ------------------------------------------------------------------ fetch
