@@ -220,6 +220,19 @@ def _normalised_difference(a: np.ndarray, b: np.ndarray, zero_den: float, den: s
         return np.where(ok, (a - b) / np.where(ok, s, 1), zero_den)
 
 
+def apply_norm(values: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """``(..., C, y, x)`` stack units of ``spec.bands`` -> the declared transform and normalisation
+    (float64). Also used to build weights from imagery (e.g. the MOSAIKS filter bank) so they see
+    exactly what the model sees."""
+    raw = np.asarray(values, dtype=np.float64)
+    if spec.transform == "db":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = 10.0 * np.log10(raw)
+    shift = np.array([n.shift for n in spec.norm])[:, None, None]
+    div = np.array([n.div for n in spec.norm])[:, None, None]
+    return (raw - shift) / div
+
+
 def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """One composite -> ``(x (T, C, H, W) float32 normalised, missing (T, H, W) bool)`` per ``spec``."""
     missing_bands = [b for b in spec.bands if b not in comp.bands]
@@ -235,12 +248,11 @@ def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]
         frame_means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)  # (T, C)
         fill = frame_means.mean(axis=0)
         raw = np.where(missing[:, None], fill[None, :, None, None], raw)
+    normed = apply_norm(raw, spec)
     if spec.transform == "db":
         with np.errstate(divide="ignore", invalid="ignore"):
-            raw = 10.0 * np.log10(raw)
-    shift = np.array([n.shift for n in spec.norm])[None, :, None, None]
-    div = np.array([n.div for n in spec.norm])[None, :, None, None]
-    x = np.nan_to_num((raw - shift) / div, nan=0.0, posinf=0.0, neginf=0.0)
+            raw = 10.0 * np.log10(raw)  # derived bands of the "raw" stage see the transformed values
+    x = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
     derived = []
     for d in spec.derived:
         src = raw if d.stage == "raw" else x

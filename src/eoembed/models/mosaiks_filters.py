@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eoembed.collections import STACK_SCALE, get_collection
+from eoembed.collections import get_collection
 from eoembed.errors import ConfigError, WeightsError
 
 __all__ = ["FilterBankSpec", "ZCA_EPS", "build_filter_bank", "demo_images", "catalog_images",
@@ -123,11 +123,16 @@ class FilterBankSpec:
 
 
 def standardise(stack_units: np.ndarray, band_mean, band_std) -> np.ndarray:
-    """``(C, y, x)`` stack units (reflectance x 10000) -> float32 ``(reflectance - mean) / std``."""
-    refl = stack_units.astype(np.float32) * np.float32(STACK_SCALE)
-    mean = np.asarray(band_mean, np.float32)[:, None, None]
-    std = np.asarray(band_std, np.float32)[:, None, None]
-    return (refl - mean) / std
+    """``(C, y, x)`` stack units (reflectance x 10000) -> float32 ``(reflectance - mean) / std``,
+    through the framework's own normalisation (:func:`eoembed.prep.apply_norm`) so the filters see
+    exactly what the model's input sees."""
+    from eoembed.models.inputs import BandNorm, InputSpec
+    from eoembed.prep import apply_norm
+
+    bands = tuple(f"b{i}" for i in range(len(band_mean)))
+    spec = InputSpec("s2", ("sentinel-2-l2a",), bands,
+                     tuple(BandNorm(m / 1e-4, s / 1e-4) for m, s in zip(band_mean, band_std)))  # as mosaiks.S2_INPUT
+    return apply_norm(stack_units, spec).astype(np.float32)
 
 
 def _standardise(stack_units: np.ndarray, spec: FilterBankSpec) -> np.ndarray:
