@@ -84,6 +84,42 @@ def test_offline_empty_cache_fails_presto_items_only(tmp_path):
     assert len(gpd.read_parquet(work / "results/export/spectral/embeddings.parquet")) == n_rois
 
 
+@pytest.mark.slow
+def test_location_encoder_runs_without_fetching(tmp_path):
+    """geoclip (a location encoder) next to spectral: no fetch/composite job for it, its pooled export
+    holds the real GeoCLIP embedding of each ROI centre, and no grid is planned for it."""
+    from eoembed.models.registry import create
+
+    weights = _require(WEIGHTS / "geoclip" / "location_encoder_weights.pth")
+    sites = SITES[:2]
+    index = make_imagery(tmp_path / "sample", sites=sites)
+    rois = make_rois(index, tmp_path / "rois.tsv", n_per_site=2, sites=sites)
+    work = tmp_path / "run"
+    work.mkdir()
+    config = write_config(work, index, rois, models=("spectral",), benchmark=False, chunk_size=2)
+    cfg = yaml.safe_load(config.read_text())
+    _set(config, models={"spectral": {"sensor": "s2"},
+                         "geoclip": {"weights": {"location_encoder_weights.pth": str(weights)}}},
+         output={"grid": True, "grid_cell_m": 80})
+    dry = snakemake(work, "-n")
+    from workflow_helpers import job_counts
+
+    counts = job_counts(dry.stdout)
+    n_chunks = -(-len(pd.read_csv(rois, sep="\t")) // 2)
+    assert counts["fetch"] == counts["composite"] == n_chunks  # spectral's only
+    assert counts["embed"] == 2 * n_chunks and counts["export_grid"] == n_chunks  # no grid for geoclip
+    snakemake(work)
+    table = pd.read_csv(rois, sep="\t")
+    exported = gpd.read_parquet(work / "results/export/geoclip/embeddings.parquet").set_index("roi_id")
+    expected = create("geoclip", weights_paths={"location_encoder_weights.pth": str(weights)}).forward_locations(
+        table[["lat", "lon"]].to_numpy())
+    got = np.stack([np.asarray(exported.loc[r, "embedding"]) for r in table["roi_id"]])
+    np.testing.assert_allclose(got, expected, atol=1e-5)  # batch composition differs (chunks of 2)
+    manifest = pd.read_csv(work / "results/manifest/items.tsv", sep="\t", keep_default_na=False)
+    assert set(manifest[manifest.model == "geoclip"].status) == {"ok"}
+    assert cfg["sensors"]  # the spectral sensor is untouched
+
+
 # ---------------------------------------------------------------- b. real imagery
 
 
