@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_helpers import ROOT, SITES, make_imagery, make_rois, snakemake, write_config
 
 from eoembed.export import read_geoparquet_metadata
 from eoembed.export_grid import open_grid
 from eoembed.models.nets import thor
 from eoembed.models.registry import get_card
-from workflow_helpers import ROOT, SITES, make_imagery, make_rois, snakemake, write_config
 
 MODEL = "thor_tiny"
 
@@ -28,7 +28,8 @@ def _random_weights(path: Path) -> str:
     torch.manual_seed(0)
     net = thor.build({**thor.PUBLISHED["tiny"], **thor.PUBLISHED_COMMON})
     # the released pretrain file: encoder under 'encoder.' plus decoder parts (dropped on load)
-    sd = {"encoder." + k: v for k, v in net.state_dict().items()} | {"encoder.decoder_embed.weight": torch.ones(2, 2)}
+    sd = {"encoder." + k: v for k, v in net.state_dict().items()}
+    sd["encoder.decoder_embed.weight"] = torch.ones(2, 2)
     torch.save(sd, path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

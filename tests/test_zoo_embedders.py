@@ -63,8 +63,8 @@ def _composite(dn: np.ndarray, bands=tuple(NAMES), collection: str = "sentinel-2
     t, _, h, w = dn.shape
     grid = grid_for(PointBuffer(9.5, 45.5, h * 5.0), 10.0)
     assert (grid.height, grid.width) == (h, w)
-    return Composite(dn.astype(np.float32), np.ones((t, h, w), bool), WINDOW.frame_bounds(t), tuple(bands), grid,
-                     np.ones((h, w), bool), 0.0, "median", collection=collection)
+    return Composite(dn.astype(np.float32), np.ones((t, h, w), bool), WINDOW.frame_bounds(t), tuple(bands),
+                     grid, np.ones((h, w), bool), 0.0, "median", collection=collection)
 
 
 def _pick(dn: np.ndarray, bands: list[str]) -> np.ndarray:
@@ -143,7 +143,7 @@ def test_framework_batch_equals_published_transform(mid: str) -> None:
     want = _as_network_input(mid, transform(dn))
     assert got.shape == want.shape
     diff = float(np.abs(got - want).max())
-    print(f"{mid}: max abs diff {diff:.2e} over {want.size} values (range {want.min():.2f}..{want.max():.2f})")
+    print(f"{mid}: max abs diff {diff:.2e} over {want.size} values ({want.min():.2f}..{want.max():.2f})")
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     if mid != "wildsat":  # a real spread of values, not a constant
         assert want.std() > 0.05
@@ -168,31 +168,45 @@ def _anysat_ref(net, x, frames):
     return net.forward_tokens({"s2": x[None], "s2_dates": dates}, patch_size=20)["grid"]
 
 
-#: model id -> (oracle, config(oracle), container(sd) -> file object, direct loader(cfg, sd), reference(net, x, T))
+def _grid(net, x, t):
+    return net.forward_tokens(x[0][None])["grid"]
+
+
+def _no_pp_head(sd):  # the SatMAE pretrain file: SatMAE++'s multi-scale head is not in it
+    return {"model": {k: v for k, v in sd.items() if not k.startswith(("proj_up_", "up_block"))}}
+
+
+def _thor_container(sd):
+    return {"encoder." + k: v for k, v in sd.items()} | {"encoder.decoder_embed.weight": torch.zeros(2, 2)}
+
+
+def _agrifm_container(sd):
+    return {"module." + k.replace("patch_emd", "S2_patch_emd"): v for k, v in sd.items()}
+
+
+FOMO_KEYS = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18]  # sentinel-2-b1..b9, b11, b12
+#: model id -> (oracle, config(oracle), container(sd) -> file object, direct loader(cfg, sd),
+#: reference(net, x, T))
 EMBED = {
-    "satmae_rgb": ("satmae_rgb", lambda o: _satmae_cfg("satmae_rgb"), lambda sd: {"model": sd, "epoch": torch.tensor(1)},
-                   satmae.load_rgb, lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
+    "satmae_rgb": ("satmae_rgb", lambda o: _satmae_cfg("satmae_rgb"),
+                   lambda sd: {"model": sd, "epoch": torch.tensor(1)}, satmae.load_rgb, _grid),
     "satmaepp_rgb": ("satmaepp_rgb", lambda o: _satmae_cfg("satmaepp_rgb"), lambda sd: {"model": sd},
-                     lambda c, sd: satmaepp.load("rgb", c, sd), lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
+                     lambda c, sd: satmaepp.load("rgb", c, sd), _grid),
     # the SatMAE pretrain file has the MAE group layout of the satmaepp_s2 oracle, minus SatMAE++'s head
-    "satmae_group": ("satmaepp_s2", lambda o: _satmae_cfg("satmaepp_s2"),
-                     lambda sd: {"model": {k: v for k, v in sd.items() if not k.startswith(("proj_up_", "up_block"))}},
-                     lambda c, sd: satmaepp.load("s2", c, sd), lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
+    "satmae_group": ("satmaepp_s2", lambda o: _satmae_cfg("satmaepp_s2"), _no_pp_head,
+                     lambda c, sd: satmaepp.load("s2", c, sd), _grid),
     "satmaepp_s2": ("satmaepp_s2", lambda o: _satmae_cfg("satmaepp_s2"), lambda sd: {"model": sd},
-                    lambda c, sd: satmaepp.load("s2", c, sd), lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
+                    lambda c, sd: satmaepp.load("s2", c, sd), _grid),
     "wildsat": ("wildsat", lambda o: wildsat_cfg(o.meta), _wild_container, wildsat.load,
                 lambda n, x, t: n.forward_tokens(x[0][None])["image"][:, :, None, None]),
-    "terrafm_base": ("terrafm", lambda o: terrafm_cfg(o.meta), dict, terrafm.load,
-                     lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
+    "terrafm_base": ("terrafm", lambda o: terrafm_cfg(o.meta), dict, terrafm.load, _grid),
     "fomo": ("fomo", lambda o: fomo_cfg(o.meta), dict, fomo.load,
-             lambda n, x, t: n.forward_tokens(x[0][None], [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18])["grid"]),
-    "thor_base": ("thor", lambda o: thor_cfg(o.meta),
-                  lambda sd: {"encoder." + k: v for k, v in sd.items()} | {"encoder.decoder_embed.weight": torch.zeros(2, 2)},
-                  thor.load, lambda n, x, t: n.forward_tokens(x[0][None])["grid"]),
-    "agrifm": ("agrifm", lambda o: agrifm_cfg(o.meta),
-               lambda sd: {"module." + k.replace("patch_emd", "S2_patch_emd"): v for k, v in sd.items()},
-               agrifm.load, lambda n, x, t: n.forward_tokens(x[None])["grid"]),
-    "anysat": ("anysat", lambda o: anysat_cfg(o.meta), lambda sd: {"state_dict": sd}, anysat.load, _anysat_ref),
+             lambda n, x, t: n.forward_tokens(x[0][None], FOMO_KEYS)["grid"]),
+    "thor_base": ("thor", lambda o: thor_cfg(o.meta), _thor_container, thor.load, _grid),
+    "agrifm": ("agrifm", lambda o: agrifm_cfg(o.meta), _agrifm_container, agrifm.load,
+               lambda n, x, t: n.forward_tokens(x[None])["grid"]),
+    "anysat": ("anysat", lambda o: anysat_cfg(o.meta), lambda sd: {"state_dict": sd}, anysat.load,
+               _anysat_ref),
 }
 
 

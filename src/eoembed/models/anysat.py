@@ -23,7 +23,8 @@ from eoembed.models.zoo import ZooEmbedder
 
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 S2_INPUT = InputSpec(
-    modality="s2", collections=("sentinel-2-l2a",), bands=BANDS, norm=tuple(BandNorm(0.0, 10000.0) for _ in BANDS),
+    modality="s2", collections=("sentinel-2-l2a",), bands=BANDS,
+    norm=tuple(BandNorm(0.0, 10000.0) for _ in BANDS),
     gsd_m=10.0, time=TimePolicy(1, 64, tokens="doy"),
     space=SpacePolicy("fixed", size=64, token_px=2, default_prep="tile"), missing="mask", metadata=("time",),
     norm_source="UNCERTAIN: no single published S2 normalisation; reflectance = DN / 10000")
@@ -56,10 +57,11 @@ class AnySat(ZooEmbedder):
         super().__init__(*args, **kwargs)
         p, t = self.options["patch_size"], self.options["tile_px"]
         if isinstance(p, bool) or not isinstance(p, int) or p < 10 or p % 10:
-            raise ModelError(f"model anysat: options.patch_size={p!r} is invalid: allowed a multiple of 10 (metres)")
+            raise ModelError(f"model anysat: options.patch_size={p!r} is invalid: allowed a multiple of 10 "
+                             "(metres)")
         if isinstance(t, bool) or not isinstance(t, int) or t < 1 or t % (p // 10):
-            raise ModelError(f"model anysat: options.tile_px={t!r} is invalid: allowed a positive multiple of "
-                             f"patch_size / 10 = {p // 10} px")
+            raise ModelError(f"model anysat: options.tile_px={t!r} is invalid: allowed a positive "
+                             f"multiple of patch_size / 10 = {p // 10} px")
         self.forward_batch = int(self.options["batch_size"])
 
     def inputs(self) -> tuple[InputSpec, ...]:

@@ -33,7 +33,8 @@ CARD = ModelCard(
     weights=(WeightsFile("fomo_single_embedding_layer_weights.pt",
                          "https://github.com/RolnickLab/FoMo-Bench", "", "MIT"),),
     verified="oracle", licence="MIT",
-    citation="Bountos, N. I., Ouaknine, A., Papoutsis, I., Rolnick, D. (2025). FoMo: Multi-Modal, Multi-Scale "
+    citation="Bountos, N. I., Ouaknine, A., Papoutsis, I., Rolnick, D. (2025). FoMo: Multi-Modal, "
+             "Multi-Scale "
              "and Multi-Task Remote Sensing Foundation Models for Forest Monitoring. AAAI 2025",
     url="https://github.com/RolnickLab/FoMo-Bench", mem_mb=3000,
     notes="Manual step: the Dropbox link of the FoMo-Bench README (a plain GET gets an HTML page); no sha256 "

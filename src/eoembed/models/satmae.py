@@ -5,7 +5,8 @@ Two variants of one class: ``rgb`` (ViT-L/16 MAE encoder pre-trained on fMoW-RGB
 groups (B2, B3, B4, B8), (B5, B6, B7, B8A), (B11, B12)). Declared inputs (the framework applies them):
 
 * ``rgb``: B04, B03, B02 with the repo's ``Normalize(mean, std)`` after ``ToTensor`` on an 8-bit
-  image; the S2 -> 8-bit step is eoembed's true-colour convention (:data:`~eoembed.models.zoo.RGB_SATURATION`).
+  image; the S2 -> 8-bit step is eoembed's true-colour convention
+  (:data:`~eoembed.models.zoo.RGB_SATURATION`).
 * ``group``: ``SentinelNormalize`` with the fMoW-Sentinel 13-band statistics,
   ``(x - (mean - 2 std)) / (4 std)``; the original also clips to [0, 255] and truncates to uint8
   before ``ToTensor``, which an affine ``BandNorm`` cannot express (see the card's notes).
@@ -39,7 +40,8 @@ def _fmow_norm(band: str) -> BandNorm:
 
 RGB_INPUT = InputSpec(
     modality="s2", collections=("sentinel-2-l2a", "sentinel-2-l1c"), bands=RGB,
-    norm=tuple(BandNorm(m * RGB_SATURATION, s * RGB_SATURATION) for m, s in zip(net.FMOW_RGB_MEAN, net.FMOW_RGB_STD)),
+    norm=tuple(BandNorm(m * RGB_SATURATION, s * RGB_SATURATION)
+               for m, s in zip(net.FMOW_RGB_MEAN, net.FMOW_RGB_STD)),
     gsd_m=10.0, gsd_tolerance=0.05, time=TimePolicy(1, 1),
     space=SpacePolicy("fixed", size=224, token_px=16, default_prep="resize"), missing="mask",
     norm_source="SatMAE main_pretrain fMoW-RGB: ToTensor then Normalize(mean (0.4182, 0.4215, 0.3991), "
@@ -56,7 +58,8 @@ NOTES = {
     "rgb": "Pre-trained on fMoW-RGB (sub-metre 8-bit visual images): Sentinel-2 at 10 m is a domain shift. "
            "S2 -> 8-bit uses reflectance/0.3 without clipping (rs-embed scaled without a stretch). ",
     "group": "Pre-trained on fMoW-Sentinel (L1C); L2A is a shift. The original clips SentinelNormalize to "
-             "[0, 255] and truncates to uint8 (steps of 1/255): eoembed's affine normalisation does neither. ",
+             "[0, 255] and truncates to uint8 (steps of 1/255): eoembed's affine normalisation does "
+             "neither. ",
 }
 
 
@@ -77,7 +80,8 @@ def group_card(mid: str, variant: str, weights: WeightsFile, description: str, c
 CARDS = {
     "rgb": rgb_card(
         "satmae_rgb", "rgb",
-        WeightsFile("fmow_pretrain.pth", "https://zenodo.org/record/7369797/files/fmow_pretrain.pth", "", LICENCE),
+        WeightsFile("fmow_pretrain.pth", "https://zenodo.org/record/7369797/files/fmow_pretrain.pth", "",
+                    LICENCE),
         "SatMAE ViT-L/16 MAE encoder (fMoW-RGB) on Sentinel-2 true colour", CITATION,
         "https://github.com/sustainlab-group/SatMAE", LICENCE,
         NOTES["rgb"] + "No sha256 is published: pin it in the config. The checkpoint is {'model': ...}."),

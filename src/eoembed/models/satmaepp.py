@@ -19,7 +19,7 @@ HF = "https://huggingface.co/mubashir04"
 CITATION = ("Noman, M., Naseer, M., Cholakkal, H., Anwer, R. M., Khan, S., Khan, F. S. (2024). Rethinking "
             "Transformers Pre-training for Multi-Spectral Satellite Imagery. CVPR 2024")
 URL = "https://github.com/techmn/satmae_pp"
-LICENCE = "not stated in the checkpoint repositories (check github.com/techmn/satmae_pp before commercial use)"
+LICENCE = "not stated with the checkpoints (check github.com/techmn/satmae_pp before commercial use)"
 CARDS = {
     "rgb": rgb_card(
         "satmaepp_rgb", "rgb",
@@ -27,7 +27,8 @@ CARDS = {
                     f"{HF}/checkpoint_ViT-L_pretrain_fmow_rgb",
                     "", LICENCE),
         "SatMAE++ ViT-L/16 encoder (fMoW-RGB) on Sentinel-2 true colour", CITATION, URL, LICENCE,
-        "Pre-trained on fMoW-RGB (sub-metre): S2 is a domain shift. Channel order R, G, B (the loader converts "
+        "Pre-trained on fMoW-RGB (sub-metre): S2 is a domain shift. Channel order R, G, B (the loader "
+        "converts "
         "OpenCV's BGR); rs-embed's order is uncertain. Manual step: download the checkpoint from the HF repo "
         "(its file name was not checked offline); no sha256 published. Checkpoint {'model': ...}."),
     "s2": group_card(

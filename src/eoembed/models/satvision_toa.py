@@ -36,7 +36,8 @@ CARD = ModelCard(
     citation="Spradlin, C. S., Caraballo-Vega, J. A., et al. (2024). SatVision-TOA: A Geospatial Foundation "
              "Model for Coarse-Resolution All-Sky Remote Sensing Imagery. arXiv:2411.17000",
     url="https://github.com/nasa-nccs-hpda/pytorch-caney", mem_mb=24000, runtime_min=120,
-    notes="No MODIS TOA collection in eoembed yet: validation refuses every sensor. Manual step: the DeepSpeed "
+    notes="No MODIS TOA collection in eoembed yet: validation refuses every sensor. Manual step: the "
+          "DeepSpeed "
           "checkpoint from the HF repo (file name not checked offline); read as file['module'], keys under "
           "'encoder.' (the SimMIM decoder is dropped). No sha256 published.")
 
@@ -57,7 +58,8 @@ class SatVisionTOA(ZooEmbedder):
     def inputs(self) -> tuple[InputSpec, ...]:
         c = self.config
         size, token = int(c["img_size"]), int(c["patch_size"]) * 2 ** (len(c["depths"]) - 1)
-        return (replace(MODIS_INPUT, space=SpacePolicy("fixed", size=size, token_px=token, default_prep="resize")),)
+        space = SpacePolicy("fixed", size=size, token_px=token, default_prep="resize")
+        return (replace(MODIS_INPUT, space=space),)
 
     def build_net(self, state_dict: dict[str, Any]) -> Any:
         from eoembed.models.nets.common import subtree

@@ -41,7 +41,8 @@ def _card(size: str, dims: int) -> ModelCard:
         citation="Danish, M. S., et al. (2025). TerraFM: A Scalable Foundation Model for Unified Multisensor "
                  "Earth Observation. arXiv:2506.06281",
         url="https://github.com/mbzuai-oryx/TerraFM", mem_mb=4000 if size == "base" else 8000,
-        notes="L2A goes through the L1C stem by default (the original's routing). No clip of reflectance at 1. "
+        notes="L2A goes through the L1C stem by default (the original's routing). No clip of reflectance "
+              "at 1. "
               "S1 input (VV, VH) is not offered: eoembed has no S1 collection yet. No sha256 published.")
 
 
@@ -59,7 +60,8 @@ class TerraFM(ZooEmbedder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.options["stem"] not in (None, "l2a", "l1c"):
-            raise ModelError(f"model {self.card.id}: options.stem={self.options['stem']!r} is invalid: allowed "
+            raise ModelError(f"model {self.card.id}: options.stem={self.options['stem']!r} is invalid: "
+                             "allowed "
                              "null (the original's routing: L1C stem), 'l1c' or 'l2a'")
         self.forward_batch = int(self.options["batch_size"])
 

@@ -25,7 +25,8 @@ from eoembed.models.zoo import ZooEmbedder
 BANDS = dict(zip(("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"), net.S2_BANDS))
 S2_INPUT = InputSpec(
     modality="s2", collections=("sentinel-2-l2a", "sentinel-2-l1c"), bands=tuple(BANDS),
-    norm=tuple(BandNorm(net.S2_NORMALIZATION[t][0] * 1e4, net.S2_NORMALIZATION[t][1] * 1e4) for t in BANDS.values()),
+    norm=tuple(BandNorm(net.S2_NORMALIZATION[t][0] * 1e4, net.S2_NORMALIZATION[t][1] * 1e4)
+               for t in BANDS.values()),
     gsd_m=10.0, time=TimePolicy(1, 1),
     space=SpacePolicy("fixed", size=288, token_px=8, default_prep="resize"), missing="mask",
     norm_source="thor_terratorch_ext THOR_NORMALIZATION_PARAMS (reflectance = DN / 10000)")
@@ -37,12 +38,14 @@ def _card(size: str) -> ModelCard:
         id=f"thor_{size}", family="zoo", kind="on_the_fly", variant=size,
         description=f"THOR 1.0 {size} (per-band stems, spectral groups, ALiBi) on 10 Sentinel-2 bands",
         inputs=(S2_INPUT,), dims=DIMS[size], outputs=("pooled", "grid"),
-        weights=(WeightsFile(f"thor_v1_{size}.pt", f"https://huggingface.co/FM4CS/THOR-1.0-{size}", "", "MIT"),),
+        weights=(WeightsFile(f"thor_v1_{size}.pt", f"https://huggingface.co/FM4CS/THOR-1.0-{size}", "",
+                             "MIT"),),
         verified="oracle", licence="MIT",
         citation="FM4CS (2025). THOR: a foundation model for Copernicus sensors, v1.0. "
                  "https://github.com/FM4CS/THOR",
         url="https://github.com/FM4CS/THOR", mem_mb=3000 if size in ("tiny", "small") else 8000,
-        notes="Manual step: download the checkpoint from the HF repo (file name not checked offline); no sha256 "
+        notes="Manual step: download the checkpoint from the HF repo (file name not checked offline); "
+              "no sha256 "
               "published; loaded under 'encoder.' with the decoder parts dropped. Tokens are the last block "
               "without the final norm (upstream wrapper). S1 input is not offered (no S1 collection yet).")
 
@@ -55,7 +58,8 @@ class Thor(ZooEmbedder):
 
     cards: ClassVar[dict[str, ModelCard]] = CARDS
     card: ClassVar[ModelCard] = CARDS["base"]
-    published: ClassVar[dict[str, dict[str, Any]]] = {s: {**c, **net.PUBLISHED_COMMON} for s, c in net.PUBLISHED.items()}
+    published: ClassVar[dict[str, dict[str, Any]]] = {
+        s: {**c, **net.PUBLISHED_COMMON} for s, c in net.PUBLISHED.items()}
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

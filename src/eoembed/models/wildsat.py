@@ -34,12 +34,14 @@ CARD = ModelCard(
     weights=(WeightsFile("vitb16-imagenet-bnfc.pth",
                          "https://drive.google.com/uc?id=1IxBpf3nbEMzny4YJWS6stMBxel6gMiYE", "", LICENCE),),
     verified="oracle", licence=LICENCE,
-    citation="Daroya, R., Cole, E., Mac Aodha, O., Van Horn, G., Maji, S. (2025). WildSAT: Learning Satellite "
+    citation="Daroya, R., Cole, E., Mac Aodha, O., Van Horn, G., Maji, S. (2025). WildSAT: Learning "
+             "Satellite "
              "Image Representations from Wildlife Observations. ICCV 2025. arXiv:2412.14428",
     url="https://github.com/cvl-umass/wildsat", mem_mb=3000,
     notes="Manual step: Google Drive (id 1IxBpf3nbEMzny4YJWS6stMBxel6gMiYE) needs a browser/gdown; no sha256 "
-          "published. Checkpoint {'satellite_state_dict': 'module.'+keys}. The image head sits on the 1000-way "
-          "ImageNet logits layer (kept, as upstream). Gaps are filled with the image mean (missing='fill_mean'), "
+          "published. Checkpoint {'satellite_state_dict': 'module.'+keys}. The image head sits on the "
+          "1000-way ImageNet logits layer (kept, as upstream). Gaps are filled with the image mean "
+          "(missing='fill_mean'), "
           "because the min-max runs over every pixel. The ResNet-50 and Swin-T heads of the issue are not "
           "implemented (no oracle).")
 
@@ -56,7 +58,8 @@ class WildSAT(ZooEmbedder):
         from dataclasses import replace
 
         size = int(self.config["image_size"])  # one token (the image head) per image
-        return (replace(RGB_INPUT, space=SpacePolicy("fixed", size=size, token_px=size, default_prep="resize")),)
+        space = SpacePolicy("fixed", size=size, token_px=size, default_prep="resize")
+        return (replace(RGB_INPUT, space=space),)
 
     def build_net(self, state_dict: dict[str, Any]) -> Any:
         return net.load(self.config, state_dict, prefix=net.CHECKPOINT_PREFIX)
