@@ -29,8 +29,9 @@ RGB_SATURATION = 3000.0
 
 def load_checkpoint(path: str | Path, sha256: str, member: str | None = None) -> dict[str, Any]:
     """Verify ``sha256``, load a published checkpoint with ``weights_only=True`` and return its
-    state dict: the whole file, or ``file[member]`` for a training checkpoint (``"model"``,
-    ``"state_dict"``, ``"satellite_state_dict"``, ``"module"``).
+    state dict: ``file[member]`` for a training checkpoint (``"model"``, ``"state_dict"``,
+    ``"satellite_state_dict"``, ``"module"``), or the whole file when it has no such member and is
+    itself a flat state dict (extracted once from a container ``weights_only`` refuses).
 
     Raises:
         WeightsError: sha256 mismatch, a file ``weights_only`` refuses (it pickles Python objects:
@@ -38,6 +39,7 @@ def load_checkpoint(path: str | Path, sha256: str, member: str | None = None) ->
             that are not tensors.
     """
     import pickle
+    import re
 
     import torch
 
@@ -49,16 +51,19 @@ def load_checkpoint(path: str | Path, sha256: str, member: str | None = None) ->
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        why = re.search(r"Unsupported global: GLOBAL \S+", str(exc))
         raise WeightsError(
-            f"weights file {p}: torch.load(weights_only=True) refuses it (it pickles Python objects, e.g. "
-            f"training args): {exc}. Extract the state dict once in a trusted environment: "
+            f"weights file {p}: torch.load(weights_only=True) refuses it "
+            f"({why.group(0) if why else 'it pickles Python objects'}; e.g. training args). "
+            "Extract the state dict once in a trusted environment: "
             f"torch.save(torch.load(f, weights_only=False)[{member!r}], 'state_dict.pt'), then point "
             "models.<id>.weights at that file and pin its sha256") from exc
     if member is not None:
-        if not isinstance(obj, dict) or member not in obj:
+        flat = isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())
+        if not isinstance(obj, dict) or (member not in obj and not flat):
             keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
-            raise WeightsError(f"weights file {p}: no member {member!r} in the checkpoint; it holds {keys}")
-        obj = obj[member]
+            raise WeightsError(f"weights file {p}: no member {member!r}; it holds {keys}")
+        obj = obj[member] if member in obj else obj
     return _check_state_dict(obj, p)
 
 
