@@ -3,7 +3,7 @@ observations, text and location; the embedding is its image head (256-d).
 
 Declared input: Sentinel-2 B04, B03, B02 in eoembed's true-colour scale (reflectance / 0.3), one
 frame, 224 px. The repo's quickstart then applies a *per-image* min-max (``x - x.min()``, then
-``/ max(x.max(), 1)`` over the whole image): the contract has no per-image normalisation, so
+``/ max(x.max(), 1)`` over the whole image; a constant image becomes zeros): the contract has no per-image normalisation, so
 :meth:`WildSAT.model_input` applies that one step to the ready batch (it is invariant to the
 declared affine scaling up to the ``max(., 1)`` guard). Grid: the encoder's final-normed patch
 tokens (768-d) are not in the image-head space, so WildSAT offers pooled output only.
@@ -38,8 +38,11 @@ CARD = ModelCard(
              "Satellite "
              "Image Representations from Wildlife Observations. ICCV 2025. arXiv:2412.14428",
     url="https://github.com/cvl-umass/wildsat", mem_mb=3000,
-    notes="Manual step: Google Drive (id 1IxBpf3nbEMzny4YJWS6stMBxel6gMiYE) needs a browser/gdown; no sha256 "
-          "published. Checkpoint {'satellite_state_dict': 'module.'+keys}. The image head sits on the "
+    notes="Manual steps: Google Drive (id 1IxBpf3nbEMzny4YJWS6stMBxel6gMiYE) needs a browser/gdown; no sha256 "
+          "published; the checkpoint also pickles the training options (an argparse Namespace, ckpt['opt']), "
+          "which weights_only loading refuses: extract ckpt['satellite_state_dict'] once (the error says how). "
+          "Trained on Satlas Sentinel-2 8-bit RGB tiles (ckpt opt.root), so S2 is in-domain; the 8-bit scaling "
+          "of those tiles vs eoembed's reflectance/0.3 is not verified. The image head sits on the "
           "1000-way ImageNet logits layer (kept, as upstream). Gaps are filled with the image mean "
           "(missing='fill_mean'), "
           "because the min-max runs over every pixel. The ResNet-50 and Swin-T heads of the issue are not "
