@@ -56,7 +56,7 @@ GROUP_INPUT = InputSpec(
 
 NOTES = {
     "rgb": "Pre-trained on fMoW-RGB (sub-metre 8-bit visual images): Sentinel-2 at 10 m is a domain shift. "
-           "S2 -> 8-bit uses reflectance/0.3 without clipping (rs-embed scaled without a stretch). ",
+           "S2 -> 8-bit uses reflectance/0.3 without clipping (issue 12 reports rs-embed scaled without a stretch). ",
     "group": "Pre-trained on fMoW-Sentinel (L1C); L2A is a shift. The original clips SentinelNormalize to "
              "[0, 255] and truncates to uint8 (steps of 1/255): eoembed's affine normalisation does "
              "neither. ",
