@@ -265,6 +265,14 @@ def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]
         with np.errstate(divide="ignore", invalid="ignore"):
             raw = 10.0 * np.log10(raw)  # derived bands of the "raw" stage see the transformed values
     x = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+    if spec.per_image == "minmax":  # per frame, over the valid pixels of every band
+        for t in range(x.shape[0]):
+            ok = ~missing[t]
+            if ok.any():
+                lo = x[t][:, ok].min()
+                x[t] = (x[t] - lo) / max(float(x[t][:, ok].max() - lo), 1.0)
+    if spec.clip is not None:
+        x = np.clip(x, *spec.clip)
     derived = []
     for d in spec.derived:
         src = raw if d.stage == "raw" else x

@@ -3,17 +3,14 @@ observations, text and location; the embedding is its image head (256-d).
 
 Declared input: Sentinel-2 B04, B03, B02 in eoembed's true-colour scale (reflectance / 0.3), one
 frame, 224 px. The repo's quickstart then applies a *per-image* min-max (``x - x.min()``, then
-``/ max(x.max(), 1)`` over the whole image; a constant image becomes zeros): the contract has no per-image normalisation, so
-:meth:`WildSAT.model_input` applies that one step to the ready batch (it is invariant to the
-declared affine scaling up to the ``max(., 1)`` guard). Grid: the encoder's final-normed patch
+``/ max(x.max(), 1)`` over the whole image; a constant image becomes zeros), declared as
+``per_image="minmax"`` and applied by the framework (over the valid pixels). Grid: the encoder's final-normed patch
 tokens (768-d) are not in the image-head space, so WildSAT offers pooled output only.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
-
-import numpy as np
 
 from eoembed.models.base import ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
@@ -25,8 +22,9 @@ RGB_INPUT = InputSpec(
     modality="s2", collections=("sentinel-2-l2a", "sentinel-2-l1c"), bands=RGB,
     norm=tuple(BandNorm(0.0, RGB_SATURATION) for _ in RGB), gsd_m=10.0, time=TimePolicy(1, 1),
     space=SpacePolicy("fixed", size=224, token_px=224, default_prep="resize"), missing="fill_mean",
+    per_image="minmax",
     norm_source="wildsat quickstart: ToTensor (8-bit -> [0, 1]; here reflectance / 0.3), Resize 224, then "
-                "per-image min-max in the model module")
+                "per-image min-max")
 CARD = ModelCard(
     id="wildsat", family="zoo", kind="on_the_fly", variant="vitb16",
     description="WildSAT ViT-B/16 image embedding (256-d image head) of Sentinel-2 true colour",
@@ -48,7 +46,6 @@ CARD = ModelCard(
           "because the min-max runs over every pixel. The ResNet-50 and Swin-T heads of the issue are not "
           "implemented (no oracle).")
 
-
 class WildSAT(ZooEmbedder):
     """WildSAT ViT-B/16 image encoder + image head (pooled 256-d)."""
 
@@ -68,10 +65,7 @@ class WildSAT(ZooEmbedder):
         return net.load(self.config, state_dict, prefix=net.CHECKPOINT_PREFIX)
 
     def model_input(self, batch: Any) -> Any:
-        x = batch.x["s2"][:, 0].astype(np.float64)  # (B, 3, H, W)
-        x = x - x.min(axis=(1, 2, 3), keepdims=True)
-        x = x / np.maximum(x.max(axis=(1, 2, 3), keepdims=True), 1.0)
-        return self.tensor(x)
+        return self.tensor(batch.x["s2"][:, 0])  # (B, 3, H, W), min-max applied by the framework
 
     def run(self, net_: Any, inp: Any, batch: Any) -> Any:
         return net_.forward_tokens(inp)["image"][:, :, None, None]  # one token per image
