@@ -14,6 +14,9 @@ configfile: "config/config.yaml"
 validate(config, "config/schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/sample.smk"
 include: "rules/fetch.smk"
@@ -33,6 +36,11 @@ localrules:
     benchmark,
     figures,
     pca_figure,
+    score_heatmap,
+    embedding_scatter,
+    what_model_saw,
+    retrieval_figure,
+    retrieval,
     report,
 
 

@@ -92,31 +92,10 @@ def all_targets():
         targets += [f"results/export/{model}/embeddings.parquet", f"results/export/{model}/embeddings.nc"]
         targets += grid_paths(model)
     targets += ["results/manifest/items.tsv", "results/manifest/summary.json", "results/report.html"]
-    if benchmark_targets():
-        targets += ["results/benchmark/metrics.tsv", "results/figures/metrics.png",
-                    "results/figures/pred_vs_true.png"]
-    if any(wants_grid(m) for m in MODELS):
-        targets += ["results/figures/pca_rgb.png"]
-    return targets
+    return targets + figure_targets()  # rules/figures.smk
 
 
 def embed_input(wildcards):
     if on_the_fly(wildcards.model):
         return composite_path(sensor_of(wildcards.model).key(), wildcards.chunk)
     return []
-
-
-def pca_inputs(wildcards):
-    """For each grid-capable model, the grid file of the chosen ROI's chunk."""
-    roi = config["figures"]["pca_roi"] or ROI_IDS[0]
-    chunk = next(c for c, members in CHUNKS.items() if roi in members)
-    return {m: f"results/export/{m}/grid/{chunk}.nc" for m in MODELS if wants_grid(m)}
-
-
-def report_figures(wildcards):
-    figs = []
-    if benchmark_targets():
-        figs += ["results/figures/metrics.png", "results/figures/pred_vs_true.png"]
-    if any(wants_grid(m) for m in MODELS):
-        figs.append("results/figures/pca_rgb.png")
-    return figs
