@@ -4,6 +4,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
+
 # This workflow runs the library of its own checkout (src/), here and in every job.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -12,14 +14,17 @@ from eoembed.workflow import use_library_in_jobs
 use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
+from eoembed.labels import labels_pending
 from eoembed.models.registry import get_card
 from eoembed.providers import PIPELINE_KEYS
 from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
 
 validate_config(config)  # cross-key checks (models registered, sensors carry their bands)
 
-# Validates the WHOLE table before any job: every problem is reported at once.
-TABLE = load_table(config["rois"])
+# Validates the WHOLE table before any job: every problem is reported at once. A config with a
+# `labels` block builds the table first (rules/paper.smk); until it exists only that is planned.
+LABELS_PENDING = labels_pending(config)
+TABLE = pd.DataFrame({"roi_id": []}) if LABELS_PENDING else load_table(config["rois"])
 ROI_IDS = TABLE["roi_id"].tolist()
 ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
 CHUNK_SIZE = resolve_chunk_size(config["chunk_size"], len(ROI_IDS))
@@ -87,12 +92,14 @@ def benchmark_targets():
 
 
 def all_targets():
+    if LABELS_PENDING:
+        return [config["rois"]]
     targets = []
     for model in MODELS:
         targets += [f"results/export/{model}/embeddings.parquet", f"results/export/{model}/embeddings.nc"]
         targets += grid_paths(model)
     targets += ["results/manifest/items.tsv", "results/manifest/summary.json", "results/report.html"]
-    return targets + figure_targets()  # rules/figures.smk
+    return targets + figure_targets() + paper_targets()  # rules/figures.smk, rules/paper.smk
 
 
 def embed_input(wildcards):

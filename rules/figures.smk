@@ -49,7 +49,7 @@ def report_figures(wildcards=None):
         figs.append("results/figures/pca_rgb.png")
     if FIGURE_ROI is not None:
         figs.append("results/figures/what_model_saw.png")
-        if quicklook_sensor() is not None:
+        if quicklook_sensor() is not None and len(ROI_IDS) > 1:  # retrieval needs neighbours
             figs += [f"results/figures/retrieval/{m}.png" for m in MODELS]
     return figs
 
