@@ -10,6 +10,7 @@ PAPER_CAT = "Paper"
 
 wildcard_constraints:
     split="|".join(SPLITS),
+    name=r"[A-Za-z0-9_]+",
 
 
 def paper_targets():

@@ -28,7 +28,8 @@ def describe(fig) -> list[dict[str, Any]]:
     """What each visible axes of ``fig`` shows, read from its artists.
 
     Per axes: ``title``, ``xlabel``, ``ylabel``, ``points`` (``[[x, y], ...]`` of every scatter,
-    one list per scatter call), ``bars`` (heights, in draw order), ``lines`` (number of line
+    one list per scatter call), ``colours`` (per scatter, the values mapped to colour, or None),
+    ``bars`` (heights, in draw order), ``lines`` (number of line
     artists), ``images`` (``[rows, cols]`` per image), ``texts`` (free text drawn in the axes)
     and ``colorbar`` (True for a colour-bar axes).
     """
@@ -39,12 +40,14 @@ def describe(fig) -> list[dict[str, Any]]:
     for ax in fig.axes:
         if not ax.get_visible():
             continue
+        scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
         bars = [p.get_height() for p in ax.patches if isinstance(p, Rectangle)]
         panels.append({
             "title": ax.get_title(),
             "xlabel": ax.get_xlabel(),
             "ylabel": ax.get_ylabel(),
-            "points": [_finite(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)],
+            "points": [_finite(c.get_offsets()) for c in scatters],
+            "colours": [None if c.get_array() is None else _finite(c.get_array()) for c in scatters],
             "bars": _finite(bars) if bars else [],
             "lines": len(ax.lines),
             "images": [list(im.get_array().shape[:2]) for im in ax.images],

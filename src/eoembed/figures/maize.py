@@ -136,7 +136,7 @@ def fig8_imagery(composite_chunks, rois: pd.DataFrame, target: str, out_png: str
     comps = load_composites(composite_chunks, list(pick["roi_id"].astype(str)))
     fig, axes = _figure(len(pick), (2.6, 2.8), dpi, ncols=min(len(pick), 6))
     for ax, row in zip(axes, pick.itertuples()):
-        title = f"{row.roi_id} ({row.lat:.2f}\u00b0N)\n{target} = {getattr(row, target):.2f}"
+        title = f"{row.roi_id} ({row.lat:.2f}\u00b0N)\n{target} = {float(getattr(row, target)):.2f}"
         if str(row.roi_id) in comps:
             show_rgb(ax, comps[str(row.roi_id)], title)
         else:
