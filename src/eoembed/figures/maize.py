@@ -58,7 +58,7 @@ def fig4_scores(metrics_tsv: str | os.PathLike, predictions_tsv: str | os.PathLi
                color=[f"C{i}" for i in range(len(models))], capsize=3)
         ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
         ax.set_ylabel(label)
-        ax.set_title(f"{label} per model")
+        ax.set_title(f"{label} per model" + (" (fold mean)" if sd is not None and not np.isnan(sd).all() else ""))
         ax.axhline(0, color="black", linewidth=0.6)
     preds = _preds(predictions_tsv, target, estimator)
     points = {}
