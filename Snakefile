@@ -22,6 +22,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_figures.smk"
 include: "rules/sample.smk"
 include: "rules/fetch.smk"
 include: "rules/composite.smk"

@@ -1,37 +1,11 @@
 # Paper figure reproductions (config/paper/*.yaml): label preparation from SPAM rasters, the
 # maize-yield figures (Figs. 4, 5, 7, 8) under two splits, and the embedding gallery (Fig. 6;
 # a tile-mode config gives Fig. 9 from the same rule).
-MAIZE = config["paper"].get("maize")
-GALLERY = config["paper"].get("gallery")
-SPLITS = {"spatial_cv": "results/benchmark/{}.tsv", "random_80_20": "results/benchmark/holdout_{}.tsv"}
-SPLIT_TEXT = {"spatial_cv": "spatial block CV", "random_80_20": "random 80/20 holdout"}
-PAPER_CAT = "Paper"
 
 
 wildcard_constraints:
     split="|".join(SPLITS),
     name=r"[A-Za-z0-9_]+",
-
-
-def paper_targets():
-    targets = []
-    if MAIZE:
-        targets += ["results/benchmark/holdout_metrics.tsv", "results/paper/maize/fig7_overview.png",
-                    "results/paper/maize/fig8_imagery.png"]
-        targets += [f"results/paper/maize/fig{n}_{s}.png" for n in ("4_scores", "5_maps") for s in SPLITS]
-    if GALLERY and FIGURE_ROI is not None:
-        targets.append(f"results/paper/{GALLERY['name']}.png")
-    return targets
-
-
-def gallery_roi():
-    return (GALLERY or {}).get("roi") or FIGURE_ROI
-
-
-def gallery_grids(wildcards=None):
-    """Per model: its grid file of the gallery ROI's chunk, or None without grid output."""
-    chunk = chunk_of(gallery_roi())
-    return {m: f"results/export/{m}/grid/{chunk}.nc" if wants_grid(m) else None for m in MODELS}
 
 
 if config.get("labels"):
