@@ -57,7 +57,7 @@ def run_holdout(export_parquets: Mapping[str, str | os.PathLike], labels: pd.Dat
             table = load_embeddings(path)
             y_all = lab[column].reindex(table.roi_ids)
             keep = y_all.notna().to_numpy()
-            X, y, rid = table.vectors[keep].astype(float), y_all.to_numpy()[keep], table.roi_ids[keep]
+            X, y, rid = table.raw[keep].astype(float), y_all.to_numpy()[keep], table.roi_ids[keep]
             if task == "regression":
                 y = y.astype(float)
             test = np.isin(rid, list(test_ids))

@@ -38,7 +38,8 @@ class EmbeddingTable:
     Attributes:
         roi_ids: ``(n,)`` ROI ids.
         lon, lat: ``(n,)`` ROI centroids in degrees.
-        vectors: ``(n, dim)`` float32 rows of unit L2 norm.
+        vectors: ``(n, dim)`` float32 rows of unit L2 norm (for cosine search).
+        raw: ``(n, dim)`` float32 embeddings as exported (for estimators and projections).
     """
 
     def __init__(self, roi_ids: Sequence[str], lon: Sequence[float], lat: Sequence[float],
@@ -50,6 +51,7 @@ class EmbeddingTable:
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         self.roi_ids = np.asarray(roi_ids, dtype=object)
         self.lon, self.lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        self.raw = v
         self.vectors = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
 
     def __len__(self) -> int:
@@ -167,7 +169,7 @@ def precision_at_k(table: EmbeddingTable, labels: Sequence[Any], k: int, block_k
     """
     lab = pd.Series(list(labels), dtype=object)
     keep = lab.notna().to_numpy()
-    sub = EmbeddingTable(table.roi_ids[keep], table.lon[keep], table.lat[keep], table.vectors[keep])
+    sub = EmbeddingTable(table.roi_ids[keep], table.lon[keep], table.lat[keep], table.raw[keep])
     y = lab[keep].astype(str).to_numpy()
     if len(sub) < 2:
         return float("nan"), float("nan"), 0

@@ -91,7 +91,7 @@ def embedding_scatter(export_parquets: Mapping[str, str | os.PathLike], labels: 
         if keep.sum() < 2:
             show_missing(ax, model, f"fewer than 2 ROIs with an embedding and a {column!r} label")
             continue
-        xy, var = _pca2(table.vectors[keep].astype(np.float64))
+        xy, var = _pca2(table.raw[keep].astype(np.float64))
         yv = y[keep]
         if numeric:
             sc = ax.scatter(xy[:, 0], xy[:, 1], c=yv.to_numpy(dtype=float), s=14, cmap="viridis")
@@ -103,7 +103,7 @@ def embedding_scatter(export_parquets: Mapping[str, str | os.PathLike], labels: 
             ax.legend(fontsize="x-small", title=column, title_fontsize="x-small")
         ax.set_xlabel(f"PC1 ({var[0]:.0%} var.)")
         ax.set_ylabel(f"PC2 ({var[1]:.0%} var.)")
-        ax.set_title(f"{model} ({table.vectors.shape[1]}-d, n = {int(keep.sum())})", fontsize="medium")
+        ax.set_title(f"{model} ({table.raw.shape[1]}-d, n = {int(keep.sum())})", fontsize="medium")
         data[model] = {"roi_id": list(table.roi_ids[keep]), "label": [str(v) for v in yv]}
     fig.suptitle(f"Pooled embeddings, PCA, coloured by {column}")
     return save_with_data(fig, out_png, dpi, data)
