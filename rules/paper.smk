@@ -75,7 +75,9 @@ rule maize_scores:
 rule maize_overview:
     input:
         rois=config["rois"],
-        composites=lambda w: [composite_path(quicklook_sensor().key(), c) for c in CHUNKS],
+        composites=lambda w: [composite_path(quicklook_sensor().key(), c) for c in CHUNKS]
+        if quicklook_sensor()
+        else [],
     output:
         fig7=report("results/paper/maize/fig7_overview.png", caption="../report/maize_fig7.rst",
                     category=PAPER_CAT, subcategory="Maize yield", labels={"figure": "Fig. 7", "split": "-"}),
