@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterable
 
 import numpy as np
@@ -55,8 +56,9 @@ def show_rgb(ax, composite, title: str) -> None:
 
 
 def show_missing(ax, title: str, text: str) -> None:
-    """An empty panel that says why there is nothing to show."""
+    """An empty panel that says why there is nothing to show (text wrapped to the panel)."""
     ax.set_title(title, fontsize="small")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize="x-small", transform=ax.transAxes)
+    ax.text(0.5, 0.5, textwrap.fill(text, 30, break_long_words=True), ha="center", va="center",
+            fontsize="x-small", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
