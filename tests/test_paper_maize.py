@@ -190,3 +190,21 @@ def test_fig7_and_fig8_show_every_point_and_sample_imagery(maize):
     for name in ("fig4_scores_spatial_cv", "fig4_scores_random_80_20", "fig5_maps_spatial_cv",
                  "fig5_maps_random_80_20", "fig7_overview", "fig8_imagery"):
         assert (root / "results/paper/maize" / f"{name}.png").stat().st_size > 5000
+
+
+def test_report_has_the_paper_figures_with_captions(maize):
+    import re
+
+    root = maize[0]
+    snakemake(root, "--report", "report.html")
+    page = (root / "report.html").read_text(encoding="utf-8")
+    categories, results = (json.loads(re.search(rf'<script id="{n}">\s*var {n} = (.*?);\s*</script>', page,
+                                                re.S).group(1)) for n in ("categories", "results"))
+    paper = categories["Paper"]["Maize yield"]
+    assert len(paper) == 6 and "results/paper/maize/fig5_maps_random_80_20.png" in paper
+    text = {k.split("/")[-1]: re.sub(r"<[^>]+>", "", v["caption"]) for k, v in results.items()}
+    assert "random 80/20 holdout" in text["fig4_scores_random_80_20.png"]
+    assert "Models: spectral, mosaiks" in text["fig4_scores_spatial_cv.png"]
+    assert "Residual =\npredicted - observed" in text["fig5_maps_spatial_cv.png"]
+    assert "above 2500 ha" in text["fig7_overview.png"]
+    assert "holdout_metrics.tsv" in " ".join(results)
