@@ -111,7 +111,7 @@ rule pca_figure:
 rule report:
     input:
         summary="results/manifest/summary.json",
-        metrics="results/benchmark/metrics.tsv" if benchmark_targets() else [],
+        metrics=metric_tables() if benchmark_targets() else [],
         figures=report_figures,
     output:
         report("results/report.html", caption="../report/run_summary.rst", category="Run summary",
