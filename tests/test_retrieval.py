@@ -122,3 +122,13 @@ def test_cli_similar(planted, capsys):
     assert lines[1].split()[:2] == ["1", "twin"] and len(lines) == 4
     assert main(["similar", "--model", "nope", "--roi", "r07", "--results", str(path.parent)]) == 2
     assert "no export of model 'nope'" in capsys.readouterr().err
+
+
+def test_exact_search_in_query_blocks_gives_the_same_neighbours(planted, monkeypatch):
+    import eoembed.retrieval as retrieval
+
+    table = load_embeddings(planted[0])
+    whole = neighbours(table, range(len(table)), k=4, method="exact")
+    monkeypatch.setattr(retrieval, "QUERY_BLOCK", 3)
+    assert neighbours(table, range(len(table)), k=4, method="exact") == whole
+    assert whole[7][0][0] == list(table.roi_ids).index("twin")

@@ -30,6 +30,7 @@ ANN_MIN_ROWS = 50_000
 """From this many rows on, ``method="auto"`` uses the faiss HNSW index instead of exact search."""
 METHODS = ("auto", "exact", "ann")
 HNSW_M = 32
+QUERY_BLOCK = 1024
 
 
 class EmbeddingTable:
@@ -97,9 +98,13 @@ def _search(table: EmbeddingTable, queries: np.ndarray, n: int, method: str) -> 
         index.add(np.ascontiguousarray(table.vectors))
         sims, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), n)
         return sims, idx
-    sims = queries @ table.vectors.T
-    idx = np.argsort(-sims, axis=1, kind="stable")[:, :n]
-    return np.take_along_axis(sims, idx, axis=1), idx
+    out_s = np.empty((len(queries), n), np.float32)
+    out_i = np.empty((len(queries), n), np.int64)
+    for a in range(0, len(queries), QUERY_BLOCK):  # bounded memory: QUERY_BLOCK x n_rows at a time
+        sims = queries[a:a + QUERY_BLOCK] @ table.vectors.T
+        idx = np.argsort(-sims, axis=1, kind="stable")[:, :n]
+        out_s[a:a + QUERY_BLOCK], out_i[a:a + QUERY_BLOCK] = np.take_along_axis(sims, idx, axis=1), idx
+    return out_s, out_i
 
 
 def neighbours(table: EmbeddingTable, query_rows: Sequence[int], k: int, block_km: float | None = None,
