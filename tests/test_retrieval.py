@@ -130,5 +130,8 @@ def test_exact_search_in_query_blocks_gives_the_same_neighbours(planted, monkeyp
     table = load_embeddings(planted[0])
     whole = neighbours(table, range(len(table)), k=4, method="exact")
     monkeypatch.setattr(retrieval, "QUERY_BLOCK", 3)
-    assert neighbours(table, range(len(table)), k=4, method="exact") == whole
+    blocked = neighbours(table, range(len(table)), k=4, method="exact")
+    assert [[i for i, _ in row] for row in blocked] == [[i for i, _ in row] for row in whole]
+    np.testing.assert_allclose([[c for _, c in row] for row in blocked], [[c for _, c in row] for row in whole],
+                               atol=1e-6)
     assert whole[7][0][0] == list(table.roi_ids).index("twin")
