@@ -15,3 +15,27 @@ rule benchmark:
         "../envs/core.yaml"
     script:
         "../scripts/benchmark.py"
+
+
+# retrieval: precision@k of same-label neighbours (cosine), each ROI's own spatial block excluded.
+rule retrieval:
+    input:
+        parquets=lambda w: [f"results/export/{m}/embeddings.parquet" for m in MODELS],
+        rois=config["rois"],
+    output:
+        report(
+            "results/benchmark/retrieval.tsv",
+            caption="../report/retrieval_table.rst",
+            category="Benchmark",
+            subcategory="Retrieval",
+            labels={"table": "retrieval precision@k"},
+        ),
+    params:
+        models=list(MODELS),
+        benchmark=config["benchmark"],
+    log:
+        "results/logs/retrieval.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../scripts/retrieval.py"

@@ -4,6 +4,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
+
 # This workflow runs the library of its own checkout (src/), here and in every job.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -12,6 +14,7 @@ from eoembed.workflow import use_library_in_jobs
 use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
+from eoembed.labels import labels_pending
 from eoembed.models.registry import get_card
 from eoembed.providers import PIPELINE_KEYS
 from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
@@ -19,10 +22,13 @@ from eoembed.validate import validate_run
 
 validate_config(config, check=False)  # schema + defaults; cross-key checks below, with the table
 
-# Validates the WHOLE table before any job: every problem is reported at once.
-TABLE = load_table(config["rois"])
+# Validates the WHOLE table before any job: every problem is reported at once. A config with a
+# `labels` block builds the table first (rules/paper.smk); until it exists only that is planned.
+LABELS_PENDING = labels_pending(config)
+TABLE = pd.DataFrame({"roi_id": []}) if LABELS_PENDING else load_table(config["rois"])
 # Every model against its sensor(s), frames against the table's windows, before any job.
-validate_run(config, TABLE)
+if not LABELS_PENDING:
+    validate_run(config, TABLE)
 ROI_IDS = TABLE["roi_id"].tolist()
 ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
 CHUNK_SIZE = resolve_chunk_size(config["chunk_size"], len(ROI_IDS))
@@ -91,17 +97,14 @@ def benchmark_targets():
 
 
 def all_targets():
+    if LABELS_PENDING:
+        return [config["rois"]]
     targets = []
     for model in MODELS:
         targets += [f"results/export/{model}/embeddings.parquet", f"results/export/{model}/embeddings.nc"]
         targets += grid_paths(model)
     targets += ["results/manifest/items.tsv", "results/manifest/summary.json", "results/report.html"]
-    if benchmark_targets():
-        targets += ["results/benchmark/metrics.tsv", "results/figures/metrics.png",
-                    "results/figures/pred_vs_true.png"]
-    if any(wants_grid(m) for m in MODELS):
-        targets += ["results/figures/pca_rgb.png"]
-    return targets
+    return targets + figure_targets() + paper_targets()  # rules/figures.smk, rules/paper.smk
 
 
 def sensors_of(model):
@@ -115,19 +118,3 @@ def embed_input(wildcards):
     if on_the_fly(wildcards.model):
         return [composite_path(s.key(), wildcards.chunk) for s in sensors_of(wildcards.model)]
     return []
-
-
-def pca_inputs(wildcards):
-    """For each grid-capable model, the grid file of the chosen ROI's chunk."""
-    roi = config["figures"]["pca_roi"] or ROI_IDS[0]
-    chunk = next(c for c, members in CHUNKS.items() if roi in members)
-    return {m: f"results/export/{m}/grid/{chunk}.nc" for m in MODELS if wants_grid(m)}
-
-
-def report_figures(wildcards):
-    figs = []
-    if benchmark_targets():
-        figs += ["results/figures/metrics.png", "results/figures/pred_vs_true.png"]
-    if any(wants_grid(m) for m in MODELS):
-        figs.append("results/figures/pca_rgb.png")
-    return figs
