@@ -42,11 +42,14 @@ def test_gallery_config_plans_every_runnable_model(tmp_path):
 def test_gallery_runs_and_says_why_a_panel_is_empty(tmp_path):
     index = make_imagery(tmp_path / "sample", sites=SITES[:1])
     _, lon, lat = SITES[0]
-    (tmp_path / "rois.tsv").write_text(f"roi_id\tlon\tlat\tbuffer_m\tyear\nq\t{lon}\t{lat}\t300\t2023\n")
+    # the paper's 3-month window (3 monthly frames for presto), in the generated year
+    (tmp_path / "rois.tsv").write_text(f"roi_id\tlon\tlat\tbuffer_m\tstart\tend\n"
+                                       f"q\t{lon}\t{lat}\t300\t2023-06-01\t2023-09-01\n")
     cfg = yaml.safe_load((ROOT / "config/paper/gallery.yaml").read_text())
     cfg["rois"] = str(tmp_path / "rois.tsv")
     cfg["provider"] = {"name": "local", "catalog": str(index), "retries": 1, "backoff_s": 0.01}
-    cfg["sensors"]["s2"]["cloudy_pct"] = 100
+    for sensor in cfg["sensors"].values():
+        sensor["cloudy_pct"] = 100
     cfg["models"] = {"spectral": {"sensor": "s2"}, "mosaiks": {"sensor": "s2", "options": {"num_filters": 8}},
                      "presto": {"sensor": "s2_frames"},  # no weights here: its items fail
                      "clay": {"source": None}}  # a patch product: no grid output
