@@ -12,9 +12,12 @@ from eoembed.workflow import use_library_in_jobs
 use_library_in_jobs(Path(workflow.basedir) / "src")
 
 from eoembed.config import sensor_specs, validate_config
-from eoembed.models.registry import get_card
-from eoembed.providers import PIPELINE_KEYS
-from eoembed.table import chunk_members, load_table, resolve_chunk_size, to_requests
+from eoembed.fingerprint import fingerprint, registry_module
+from eoembed.models.registry import MODELS as MODEL_REGISTRY, get_card
+from eoembed.providers import fetch_fields, output_fields, provider_modules
+from eoembed.specs import stable_key
+from eoembed.chunks import workflow_chunks
+from eoembed.table import load_table, to_requests
 
 validate_config(config)  # cross-key checks (models registered, sensors carry their bands)
 
@@ -22,15 +25,25 @@ validate_config(config)  # cross-key checks (models registered, sensors carry th
 TABLE = load_table(config["rois"])
 ROI_IDS = TABLE["roi_id"].tolist()
 ROW_OF = {rid: i for i, rid in enumerate(ROI_IDS)}
-CHUNK_SIZE = resolve_chunk_size(config["chunk_size"], len(ROI_IDS))
-CHUNKS = chunk_members(ROI_IDS, CHUNK_SIZE)
+# A ROI's chunk is a hash of its id with a chunk count frozen in results/chunks.json at the first
+# real run (eoembed.chunks): appending, sorting or growing the table never moves a ROI.
+CHUNKS = workflow_chunks(ROI_IDS, config["chunk_size"],
+                         write=workflow.is_main_process and not workflow.dryrun)
+CHUNK_OF = {rid: c for c, members in CHUNKS.items() for rid in members}
 SENSORS = sensor_specs(config)
 MODELS = config["models"]
 CARDS = {mid: get_card(mid) for mid in MODELS}
 OUT = config["output"]
+PROVIDER = config["provider"]
+
+
+def fetch_key(spec):
+    """Key of a fetch: the download fields (the whole sensor for a provider that composites)."""
+    return stable_key(fetch_fields(spec, PROVIDER))
+
 
 # fetch keyed by what is downloaded; composite keyed by the full sensor spec
-FETCH_SPECS = {spec.fetch_key(): spec for spec in SENSORS.values()}
+FETCH_SPECS = {fetch_key(spec): spec for spec in SENSORS.values()}
 COMPOSITE_SPECS = {spec.key(): spec for spec in SENSORS.values()}
 
 wildcard_constraints:
@@ -38,6 +51,42 @@ wildcard_constraints:
     fkey=r"[0-9a-f]{16}",
     skey=r"[0-9a-f]{16}",
     model=r"[A-Za-z0-9_]+",
+
+
+# ---- rerun triggers: params hold exactly what changes a stage's output (eoembed.fingerprint for
+# the code); operational settings (retries, timeouts, cache dirs, device, batch size, weights dir,
+# allow_download) are read by the scripts from snakemake.config and trigger nothing.
+MODEL_OPERATIONAL = ("device", "batch_size")
+
+
+@lru_cache(maxsize=None)
+def code(script, *modules):
+    """Fingerprint of the eoembed code a rule script runs (plus registry-named modules)."""
+    return fingerprint([str(Path(workflow.basedir) / "scripts" / f"{script}.py"), *modules])
+
+
+def fetch_code():
+    return code("fetch", *provider_modules(PROVIDER))
+
+
+def embed_code(model):
+    return code("embed", registry_module(MODEL_REGISTRY[model]))
+
+
+def model_fields(model):
+    """A model's config without its operational keys (device, batch size)."""
+    return {k: v for k, v in MODELS[model].items() if k not in MODEL_OPERATIONAL}
+
+
+def embed_output_fields():
+    return {k: OUT.get(k) for k in ("pooling", "grid", "grid_cell_m")}
+
+
+def catalog_input():
+    """The local catalogue as an ancient() input: it must exist (the sample rule may make it)
+    but its modification time triggers nothing (see README, 'What triggers reruns')."""
+    catalog = PROVIDER.get("catalog") or (PROVIDER.get("inner") or {}).get("catalog")
+    return ancient(catalog) if catalog else []
 
 
 def sensor_of(model):
@@ -86,6 +135,14 @@ def benchmark_targets():
     return config["benchmark"]["targets"]
 
 
+def labels_key():
+    """Stable key of the benchmark's label columns by ROI id: the table itself is an ancient()
+    input, so re-sorting it or editing other columns reruns no benchmark, a changed label does."""
+    cols = [t["column"] for t in benchmark_targets() if t["column"] in TABLE]
+    rows = TABLE[["roi_id", *cols]].sort_values("roi_id").astype(str).to_numpy().tolist()
+    return stable_key({"columns": cols, "rows": rows})
+
+
 def all_targets():
     targets = []
     for model in MODELS:
@@ -108,9 +165,13 @@ def embed_input(wildcards):
 
 def pca_inputs(wildcards):
     """For each grid-capable model, the grid file of the chosen ROI's chunk."""
-    roi = config["figures"]["pca_roi"] or ROI_IDS[0]
-    chunk = next(c for c, members in CHUNKS.items() if roi in members)
+    chunk = CHUNK_OF[pca_roi()]
     return {m: f"results/export/{m}/grid/{chunk}.nc" for m in MODELS if wants_grid(m)}
+
+
+def pca_roi():
+    """The ROI of the PCA figure: the configured one, else the smallest id (independent of row order)."""
+    return config["figures"]["pca_roi"] or min(ROI_IDS)
 
 
 def report_figures(wildcards):

@@ -6,6 +6,8 @@ rule figures:
     output:
         bars="results/figures/metrics.png",
         scatter="results/figures/pred_vs_true.png",
+    params:
+        code=code("figures"),
     log:
         "results/logs/figures.log",
     conda:
@@ -20,7 +22,8 @@ rule pca_figure:
     output:
         "results/figures/pca_rgb.png",
     params:
-        roi=config["figures"]["pca_roi"] or ROI_IDS[0],
+        roi=pca_roi(),
+        code=code("pca_figure"),
     log:
         "results/logs/pca_figure.log",
     conda:
@@ -36,6 +39,8 @@ rule report:
         figures=report_figures,
     output:
         "results/report.html",
+    params:
+        code=code("report"),
     log:
         "results/logs/report.log",
     conda:

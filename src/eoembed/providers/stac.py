@@ -94,6 +94,7 @@ class StacProvider(CountingMixin, LocalProvider):
     """
 
     name: ClassVar[str] = "stac"
+    operational: ClassVar[tuple[str, ...]] = ("timeout_s", "gdal_retries", "gdal_retry_delay_s")
 
     def __init__(self, preset: str | None = None, url: str | None = None, sign: bool | None = None,
                  resampling: str = "auto", timeout_s: float = 60.0, max_items: int = 500,
