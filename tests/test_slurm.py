@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from eoembed.chunkio import read_chunk
+from eoembed.chunks import chunk_members
 from workflow_helpers import ROOT, make_imagery, make_rois, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,8 @@ def test_workflow_on_slurm_matches_local_run_and_gpu_job_gets_a_gpu(slurm, tmp_p
     assert proc.returncode == 0, log[-6000:]
     sbatch = [line for line in log.splitlines() if line.startswith("sbatch call: sbatch")]
     submitted = [line for line in log.splitlines() if "submitted with SLURM jobid" in line]
-    n_chunks = 2  # 6 ROIs in chunks of 3: fetch + composite + 2 embeds per chunk go to SLURM
+    # 6 ROIs, chunk_size 3: 2 hash buckets; fetch + composite + 2 embeds per non-empty chunk go to SLURM
+    n_chunks = len(chunk_members(pd.read_csv(rois, sep="\t")["roi_id"].tolist(), 2))
     assert len(sbatch) == len(submitted) == 4 * n_chunks, submitted
     assert sum("--gpus=1" in line for line in sbatch) == n_chunks  # the mosaiks (device auto) embeds
     assert all(" -p gpu " in line for line in sbatch if "--gpus=1" in line)
