@@ -14,7 +14,8 @@ use_library_in_jobs(Path(workflow.basedir) / "src")
 from eoembed.config import sensor_specs, validate_config
 from eoembed.fingerprint import fingerprint, registry_module
 from eoembed.models.registry import MODELS as MODEL_REGISTRY, get_card
-from eoembed.providers import fetch_fields, output_fields, provider_modules
+from eoembed import jobsize
+from eoembed.providers import fetch_fields, output_fields, provider_modules, server_side_composite
 from eoembed.specs import stable_key
 from eoembed.chunks import workflow_chunks
 from eoembed.table import load_table, to_requests
@@ -87,6 +88,37 @@ def catalog_input():
     but its modification time triggers nothing (see README, 'What triggers reruns')."""
     catalog = PROVIDER.get("catalog") or (PROVIDER.get("inner") or {}).get("catalog")
     return ancient(catalog) if catalog else []
+
+
+# ---- resources: memory and runtime of a chunk job from its pixels x bands x time steps
+# (eoembed.jobsize); every retry of a job gets attempt x the memory.
+JOB_RETRIES = 2
+
+
+def _stage_sensor(wildcards, stage):
+    if stage == "fetch":
+        return fetch_fields(FETCH_SPECS[wildcards.fkey], PROVIDER)
+    if stage == "composite":
+        return COMPOSITE_SPECS[wildcards.skey].to_dict()
+    return sensor_of(wildcards.model).to_dict() if on_the_fly(wildcards.model) else None
+
+
+def job_mem_mb(stage):
+    def mem(wildcards, attempt):
+        model_mb = CARDS[wildcards.model].mem_mb if stage == "embed" else 0
+        return jobsize.mem_mb(_chunk_requests(wildcards.chunk), _stage_sensor(wildcards, stage), stage, attempt,
+                              server_side=server_side_composite(PROVIDER), model_mb=model_mb)
+    return mem
+
+
+def job_runtime(stage):
+    def runtime(wildcards, attempt):
+        if stage == "embed":
+            return CARDS[wildcards.model].runtime_min * 2 ** (attempt - 1)
+        return jobsize.runtime_min(_chunk_requests(wildcards.chunk), _stage_sensor(wildcards, stage), stage,
+                                   attempt, server_side=server_side_composite(PROVIDER),
+                                   base_min=30 if stage == "fetch" else 10)
+    return runtime
 
 
 def sensor_of(model):

@@ -11,9 +11,10 @@ rule composite:
         code=code("composite"),
     log:
         "results/logs/composite/{skey}/{chunk}.log",
+    retries: JOB_RETRIES
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=job_mem_mb("composite"),
+        runtime=job_runtime("composite"),
     conda:
         "../envs/core.yaml"
     script:

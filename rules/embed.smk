@@ -15,10 +15,11 @@ rule embed:
         "results/logs/embed/{model}/{chunk}.log",
     # torch uses the job's threads (Snakemake caps this at --cores; on SLURM it is cpus-per-task)
     threads: 4
+    retries: JOB_RETRIES
     resources:
         gpu=lambda w: 1 if MODELS[w.model]["device"] != "cpu" else 0,
-        mem_mb=lambda w: CARDS[w.model].mem_mb,
-        runtime=lambda w: CARDS[w.model].runtime_min,
+        mem_mb=job_mem_mb("embed"),
+        runtime=job_runtime("embed"),
     conda:
         lambda w: f"../envs/{CARDS[w.model].family}.yaml"
     script:

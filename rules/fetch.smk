@@ -12,9 +12,10 @@ rule fetch:
         code=fetch_code(),
     log:
         "results/logs/fetch/{fkey}/{chunk}.log",
+    retries: JOB_RETRIES
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=job_mem_mb("fetch"),
+        runtime=job_runtime("fetch"),
     conda:
         "../envs/core.yaml"
     script:

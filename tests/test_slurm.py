@@ -66,9 +66,11 @@ def test_workflow_on_slurm_matches_local_run_and_gpu_job_gets_a_gpu(slurm, tmp_p
     assert proc.returncode == 0, log[-6000:]
     sbatch = [line for line in log.splitlines() if line.startswith("sbatch call: sbatch")]
     submitted = [line for line in log.splitlines() if "submitted with SLURM jobid" in line]
-    # 6 ROIs, chunk_size 3: 2 hash buckets; fetch + composite + 2 embeds per non-empty chunk go to SLURM
+    # 6 ROIs, chunk_size 3: 2 hash buckets; fetch + composite + 2 embeds per non-empty chunk go to
+    # SLURM, and the benchmark (model fits)
     n_chunks = len(chunk_members(pd.read_csv(rois, sep="\t")["roi_id"].tolist(), 2))
-    assert len(sbatch) == len(submitted) == 4 * n_chunks, submitted
+    assert len(sbatch) == len(submitted) == 4 * n_chunks + 1, submitted
+    assert sum("rule_benchmark" in line for line in sbatch) == 1
     assert sum("--gpus=1" in line for line in sbatch) == n_chunks  # the mosaiks (device auto) embeds
     assert all(" -p gpu " in line for line in sbatch if "--gpus=1" in line)
     # the light steps ran locally (localrules), not through sbatch
