@@ -39,9 +39,13 @@ def module_file(name: str, src: Path = SRC) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
 def _parse(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), filename=str(path))
+    return _parse_source(path.read_text())
+
+
+@lru_cache(maxsize=None)
+def _parse_source(text: str) -> ast.Module:  # keyed by content: an edited file is parsed again
+    return ast.parse(text)
 
 
 def _is_type_checking(node: ast.AST) -> bool:
