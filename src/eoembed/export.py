@@ -1,14 +1,17 @@
 """Export embed-stage chunk files to self-describing GeoParquet and CF-1.8 NetCDF.
 
 Both exports take the chunk files of **one model** (``write_chunk`` output of the embed stage)
-and write one file atomically (temporary file + rename):
+and write one file atomically (temporary file + rename), streamed one chunk file at a time
+(:mod:`eoembed.export_pooled`):
 
 * :func:`export_geoparquet` — one row per ``ok``/``partial`` item with its ROI polygon
-  (EPSG:4326), time window, pooled embedding (``list<float32>``) and provenance; the model
-  card, options, weights sha256 and versions are in the Parquet schema metadata (key ``eoembed``).
-* :func:`export_netcdf` — a CF-1.8 dataset ``embedding(roi, dim)`` with centroid coordinates,
-  a WGS84 ``crs`` grid mapping and the full requests in the global attributes. Failed items are
-  kept (all-NaN rows) so ``status`` tells the whole story.
+  (EPSG:4326), time window, pooled embedding (``list<float32>``) and ``provenance_warning``; the
+  provenance merged over all chunks (model card, options, weights sha256, versions, code, and
+  any disagreement) is in the Parquet schema metadata (key ``eoembed``).
+* :func:`export_netcdf` — a CF-1.8 point collection ``embedding(roi, dim)`` with centroid
+  coordinates, a WGS84 ``crs`` grid mapping, per-ROI ``request`` (JSON) and ``status``, and the
+  merged provenance in the global attributes. Failed items are kept (all-NaN rows) so
+  ``status`` tells the whole story.
 
 Per-ROI grid embeddings (one NetCDF group per ROI) live in :mod:`eoembed.export_grid`; they are
 also importable from here as ``export_grid_netcdf`` and ``open_grid``.

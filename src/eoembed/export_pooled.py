@@ -25,9 +25,10 @@ import numpy as np
 
 from eoembed.chunkio import atomic_output, read_chunk, read_chunk_records
 from eoembed.errors import ConfigError
+from eoembed.export import (EXPORT_STATUSES, META_KEY, ChunkItem, item_geometry, json_attr, mean_valid_fraction,
+                            pooled_vector, time_window)
 
 PROVENANCE_FIELDS = ("model", "card", "options", "weights_sha256", "sensor", "versions", "code")
-EXPORT_STATUSES = ("ok", "partial")
 
 
 def scan_chunks(paths: list[str]) -> dict[str, Any]:
@@ -36,8 +37,6 @@ def scan_chunks(paths: list[str]) -> dict[str, Any]:
     Raises:
         ConfigError: If the chunks hold more than one model, or one ROI id twice.
     """
-    from eoembed.export import json_attr
-
     seen: dict[str, str] = {}
     models: set[str] = set()
     per_chunk: list[tuple[str, dict[str, Any], int]] = []
@@ -103,8 +102,6 @@ def merge_provenance(per_chunk: list[tuple[str, dict[str, Any], int]], encode) -
 
 def _rows(path: str, scan: dict[str, Any]):
     """Pass 2: the items of one chunk as ``(roi_id, record, pooled vector or None, warning)``."""
-    from eoembed.export import ChunkItem, pooled_vector
-
     items, records, meta = read_chunk(path)
     warning = scan["warnings"].get(path)
     for roi_id, rec in records.items():
@@ -118,8 +115,6 @@ def write_geoparquet(paths: list[str], scan: dict[str, Any], out_path: str | os.
     import pyarrow as pa
     import pyarrow.parquet as pq
     from pyproj import CRS
-
-    from eoembed.export import META_KEY, item_geometry, json_attr, mean_valid_fraction, time_window
 
     fields = [("roi_id", pa.string()), ("start", pa.date32()), ("end", pa.date32()),
               ("embedding", pa.list_(pa.float32())), ("model", pa.string()), ("request_key", pa.string()),
@@ -157,8 +152,6 @@ def write_netcdf(paths: list[str], scan: dict[str, Any], out_path: str | os.Path
     """Every item as a CF-1.8 point collection (``featureType = point``), chunk by chunk."""
     import netCDF4
     from pyproj import CRS
-
-    from eoembed.export import item_geometry, json_attr, time_window
 
     n, dims, prov = scan["n_items"], scan["dims"], scan["provenance"]
     epoch = np.datetime64("1970-01-01", "D")
