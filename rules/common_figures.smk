@@ -1,11 +1,12 @@
 # Shared state and input functions of the figure, report and paper rules (rules/figures.smk,
 # rules/paper.smk). Nothing here runs a job.
-FIGURE_ROI = config["figures"]["pca_roi"] or (ROI_IDS[0] if ROI_IDS else None)
+# the configured ROI, else the smallest id: independent of the table's row order
+FIGURE_ROI = config["figures"]["pca_roi"] or (min(ROI_IDS) if ROI_IDS else None)
 MODEL_CAT = "Models"  # report category of per-model figures (subcategory = model id)
 
 
 def chunk_of(roi):
-    return next(c for c, members in CHUNKS.items() if roi in members)
+    return CHUNK_OF[roi]
 
 
 def model_composite(model, chunk):

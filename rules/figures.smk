@@ -12,6 +12,8 @@ rule figures:
                     subcategory="Scores", labels={"figure": "metric bars"}),
         scatter=report("results/figures/pred_vs_true.png", caption="../report/pred_vs_true.rst",
                        category="Benchmark", subcategory="Scores", labels={"figure": "predicted vs observed"}),
+    params:
+        code=code("figures"),
     log:
         "results/logs/figures.log",
     conda:
@@ -100,6 +102,7 @@ rule pca_figure:
                subcategory="Comparison", labels={"figure": "grid embeddings, PCA RGB"}),
     params:
         roi=FIGURE_ROI,
+        code=code("pca_figure"),
     log:
         "results/logs/pca_figure.log",
     conda:
@@ -116,6 +119,8 @@ rule report:
     output:
         report("results/report.html", caption="../report/run_summary.rst", category="Run summary",
                labels={"page": "run summary"}),
+    params:
+        code=code("report"),
     log:
         "results/logs/report.log",
     conda:
