@@ -23,7 +23,7 @@ rule benchmark:
 rule retrieval:
     input:
         parquets=lambda w: [f"results/export/{m}/embeddings.parquet" for m in MODELS],
-        rois=config["rois"],
+        rois=ancient(config["rois"]),
     output:
         report(
             "results/benchmark/retrieval.tsv",
@@ -33,6 +33,7 @@ rule retrieval:
             labels={"table": "retrieval precision@k"},
         ),
     params:
+        labels=lambda w: labels_key(),
         models=list(MODELS),
         benchmark=config["benchmark"],
     log:

@@ -40,12 +40,13 @@ rule score_heatmap:
 rule embedding_scatter:
     input:
         parquets=[f"results/export/{m}/embeddings.parquet" for m in MODELS],
-        rois=config["rois"],
+        rois=ancient(config["rois"]),
     output:
         png=report("results/figures/embedding_scatter.png", caption="../report/embedding_scatter.rst",
                    category="Benchmark", subcategory="Comparison", labels={"figure": "embedding PCA scatter"}),
         data="results/figures/embedding_scatter.data.json",
     params:
+        labels=lambda w: labels_key(),
         models=list(MODELS),
         column=scatter_column(),
     log:

@@ -30,12 +30,13 @@ if config.get("labels"):
 rule holdout_benchmark:
     input:
         parquets=[f"results/export/{m}/embeddings.parquet" for m in MODELS],
-        rois=config["rois"],
+        rois=ancient(config["rois"]),
     output:
         metrics=report("results/benchmark/holdout_metrics.tsv", caption="../report/holdout_table.rst",
                        category="Benchmark", subcategory="Random holdout", labels={"table": "holdout metrics"}),
         predictions="results/benchmark/holdout_predictions.tsv",
     params:
+        labels=lambda w: labels_key(),
         models=list(MODELS),
         targets=config["benchmark"]["targets"],
         estimators=[(MAIZE or {}).get("estimator", "random_forest")],
@@ -53,7 +54,7 @@ rule maize_scores:
     input:
         metrics=lambda w: SPLITS[w.split].format("metrics"),
         predictions=lambda w: SPLITS[w.split].format("predictions"),
-        rois=config["rois"],
+        rois=ancient(config["rois"]),
     output:
         fig4=report("results/paper/maize/fig4_scores_{split}.png", caption="../report/maize_fig4.rst",
                     category=PAPER_CAT, subcategory="Maize yield", labels={"figure": "Fig. 4", "split": "{split}"}),
@@ -62,6 +63,7 @@ rule maize_scores:
         data4="results/paper/maize/fig4_scores_{split}.data.json",
         data5="results/paper/maize/fig5_maps_{split}.data.json",
     params:
+        labels=lambda w: labels_key(),
         maize=MAIZE,
         split=lambda w: SPLIT_TEXT[w.split],
     log:
@@ -74,7 +76,7 @@ rule maize_scores:
 
 rule maize_overview:
     input:
-        rois=config["rois"],
+        rois=ancient(config["rois"]),
         composites=lambda w: [composite_path(quicklook_sensor().key(), c) for c in CHUNKS]
         if quicklook_sensor()
         else [],
@@ -86,6 +88,7 @@ rule maize_overview:
         data7="results/paper/maize/fig7_overview.data.json",
         data8="results/paper/maize/fig8_imagery.data.json",
     params:
+        labels=lambda w: labels_key(),
         maize=MAIZE,
     log:
         "results/logs/maize_overview.log",

@@ -86,7 +86,7 @@ def maize(tmp_path_factory):
     cfg["provider"] = {"name": "local", "catalog": str(index), "retries": 1, "backoff_s": 0.01}
     cfg["sensors"] = {"s2": cfg["sensors"]["s2"] | {"cloudy_pct": 100}}
     cfg["models"] = {"spectral": {"sensor": "s2"}, "mosaiks": {"sensor": "s2", "options": {"num_filters": 16}}}
-    cfg["benchmark"].update(block_km=0.3, n_splits=3)
+    cfg["benchmark"].update(block_km=0.3, n_splits=3, buffer_km=0.0)  # points 0.3 km apart
     cfg["chunk_size"] = 8
     (root / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     first = snakemake(root)

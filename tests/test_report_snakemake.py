@@ -63,7 +63,7 @@ def test_report_has_every_figure_with_its_caption(run):
     assert "Models: spectral, mosaiks" in caption["metrics.png"]
     assert "50 km" in caption["metrics.png"] and "yield_class (classification)" in caption["metrics.png"]
     assert "yield_class" in caption["embedding_scatter.png"]
-    assert "eoembed similar --model mosaiks --roi nl_a_00 -k 5" in caption["mosaiks.png"]
+    assert "eoembed similar --model mosaiks --roi es_c_00 -k 5" in caption["mosaiks.png"]
     assert "precision at k = 3" in caption["score_heatmap.png"]
     assert "retrieval.tsv" in " ".join(results)
     # categories: per benchmark, per model, run summary

@@ -43,7 +43,7 @@ def _frame_windows(expr: str) -> tuple[str, str]:
 def test_twelve_frame_mosaic_reaches_earth_engine(ee_standin, gee_work):
     frames = 12
     ee_standin.values = [[[f"scene{f}"] for f in range(frames)] for _ in range(2)]
-    write_config(gee_work, gee_work / "none.json", gee_work / "rois.tsv", models={"spectral": {"sensor": "s2"}},
+    write_config(gee_work, gee_work / "none.json", gee_work / "rois.tsv", models={"presto": {"sensor": "s2"}},
                  chunk_size=2, benchmark=False, provider=_provider(ee_standin),
                  sensors={"s2": {"bands": list(S2_BANDS), "scale_m": 10, "frames": frames, "composite": "mosaic"}})
     snakemake(gee_work, "--until", "composite")

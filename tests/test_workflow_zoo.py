@@ -64,7 +64,8 @@ def test_thor_tiny_runs_through_snakemake_with_pooled_and_grid_outputs(tmp_path:
     meta = read_geoparquet_metadata(path)
     assert meta["model"] == MODEL and meta["weights_sha256"] == {name: sha}
     roi = pd.read_csv(rois, sep="\t")["roi_id"].iloc[0]
-    grid = open_grid(work / f"results/export/{MODEL}/grid/c00000.nc", roi)
+    chunk = manifest.set_index("roi_id").loc[roi, "chunk"]  # chunks are hash buckets of the ids
+    grid = open_grid(work / f"results/export/{MODEL}/grid/{chunk}.nc", roi)
     # a 320 m ROI resized to THOR's 288 px: 36 tokens of 8.9 m, grouped into 80 m cells (9 tokens)
     assert grid["embedding"].shape == (192, 4, 4) and np.isfinite(grid["embedding"].values).all()
     assert np.diff(grid["x"].values)[0] == pytest.approx(80.0)

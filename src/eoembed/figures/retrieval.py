@@ -26,9 +26,17 @@ def retrieval_figure(parquet: str | os.PathLike, composite_chunks: Sequence[str 
         block_km: Exclude neighbours in the query's spatial block (None = keep adjacent ROIs).
         model: Model id for the titles.
     """
+    from eoembed.errors import SpecError
     from eoembed.retrieval import similar
 
-    hits = similar(parquet, roi_id, k=k, block_km=block_km)
+    try:
+        hits = similar(parquet, roi_id, k=k, block_km=block_km)
+    except SpecError as exc:  # the query ROI failed for this model: say so instead of failing the run
+        fig, axes = _figure(1, (2.4, 2.6), dpi, ncols=1)
+        show_missing(axes[0], f"query: {roi_id}", f"{model or 'the model'} has no embedding for this ROI")
+        fig.suptitle(f"{model}: no retrieval for {roi_id}")
+        return save_with_data(fig, out_png, dpi, {"query": roi_id, "neighbours": [], "cosine": [],
+                                                 "error": str(exc)})
     comps = load_composites(composite_chunks, [roi_id, *hits["roi_id"]])
     fig, axes = _figure(1 + len(hits), (2.4, 2.6), dpi, ncols=min(6, 1 + len(hits)))
     panels = [(roi_id, f"query: {roi_id}")] + [
