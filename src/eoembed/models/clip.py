@@ -73,7 +73,8 @@ class CLIP(Embedder):
         path, sha = self.weights_file(WEIGHTS.name)
         state = load_state_dict(path, sha)
         net = self.build()
-        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})")
+        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})",
+                   "plain state dict of the whole CLIP model, open_clip key names, no prefix")
         net.load_state_dict(state, strict=True)
         self.net = net.to(self.device).eval()
 

@@ -223,7 +223,8 @@ class SSL4EO(Embedder):
         return TokenGrid(f, np.ones((f.shape[0], f.shape[2], f.shape[3]), np.float32))
 
 
-def check_keys(expected: dict, state: dict, optional: set[str], what: str) -> None:
+def check_keys(expected: dict, state: dict, optional: set[str], what: str,
+               layout: str = "plain state dict with timm key names, no prefix") -> None:
     """Refuse a checkpoint whose keys or shapes differ from the network's (beyond ``optional``)."""
     missing = sorted(set(expected) - set(state) - optional)
     extra = sorted(set(state) - set(expected) - optional)
@@ -231,6 +232,5 @@ def check_keys(expected: dict, state: dict, optional: set[str], what: str) -> No
                     if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or extra or shapes:
         raise WeightsError(
-            f"weights file {what} does not have the published key layout (plain state dict with timm key "
-            f"names, no prefix): {len(missing)} missing e.g. {missing[:4]}, {len(extra)} unexpected e.g. "
-            f"{extra[:4]}, shape mismatches {shapes[:3]}")
+            f"weights file {what} does not have the published key layout ({layout}): {len(missing)} missing "
+            f"e.g. {missing[:4]}, {len(extra)} unexpected e.g. {extra[:4]}, shape mismatches {shapes[:3]}")
