@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "clip_vitb32": "eoembed.models.clip:CLIP",
     "dofa_base": "eoembed.models.dofa:DOFA@base",
     "dofa_large": "eoembed.models.dofa:DOFA@large",
+    "scalemae_large": "eoembed.models.scalemae:ScaleMAE",
     "ssl4eo_s12_resnet18_moco": "eoembed.models.ssl4eo:SSL4EO@resnet18_moco",
     "ssl4eo_s12_resnet18_moco_l2a": "eoembed.models.ssl4eo:SSL4EO@resnet18_moco_l2a",
     "ssl4eo_s12_resnet50_moco": "eoembed.models.ssl4eo:SSL4EO@resnet50_moco",
