@@ -89,11 +89,12 @@ def composite(dn: np.ndarray, bands, lon: float, lat: float, collection: str) ->
                      tuple(bands), grid, np.ones((h, w), bool), 0.0, "median", collection=collection)
 
 
-def framework_input(model, comp: Composite) -> np.ndarray:
-    """What the network is handed for ``comp``: the framework's prep, then the model's band order."""
+def framework_input(model, comp: Composite, mode: str = "resize") -> np.ndarray:
+    """What the network is handed for ``comp``: the framework's prep (the model's default input prep,
+    which must be ``mode``), then the model's own channel layout (``network_input``)."""
     specs = {s.modality: s for s in model.inputs()}
-    pieces, _, mode = pieces_for(0, {"s2": comp}, model.inputs()[0], InputPrep())
-    assert mode == "resize"
+    pieces, _, used = pieces_for(0, {"s2": comp}, model.inputs()[0], InputPrep())
+    assert used == mode and len(pieces) == 1
     (_, batch), = list(batches(pieces, specs, 4))
     return model.network_input(batch)
 
