@@ -20,8 +20,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PATCHES = SHARED / "imagery" / "s2_l2a_patches" / "images"
 
 
-def random_state(net: "torch.nn.Module", seed: int, drop: tuple[str, ...] = ()) -> dict:
-    """A seeded random state dict for ``net`` (positive BN variances), without the ``drop`` keys."""
+def random_state(net: "torch.nn.Module", seed: int, drop: tuple[str, ...] = (), he: bool = False) -> dict:
+    """A seeded random state dict for ``net`` (positive BN variances), without the ``drop`` keys.
+
+    ``he``: matrices drawn with std sqrt(2 / fan_in) instead of 0.02, so a deep CNN's output still
+    depends on its input (with 0.02 the biases dominate after ~50 layers), norm scales near 1."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -34,7 +37,12 @@ def random_state(net: "torch.nn.Module", seed: int, drop: tuple[str, ...] = ()) 
         elif k.endswith("running_var"):
             out[k] = torch.rand(v.shape, generator=g) + 0.5
         else:
-            out[k] = torch.randn(v.shape, generator=g) * (0.02 if v.ndim > 1 else 0.1)
+            if he and v.ndim == 1:  # norm scales near 1, small biases
+                base = 1.0 if k.endswith("weight") else 0.0
+                out[k] = base + torch.randn(v.shape, generator=g) * 0.05
+                continue
+            scale = (2.0 / max(1, v[0].numel())) ** 0.5 if he and v.ndim > 1 else 0.02 if v.ndim > 1 else 0.1
+            out[k] = torch.randn(v.shape, generator=g) * scale
     return out
 
 

@@ -27,6 +27,7 @@ MODELS: dict[str, str] = {
     "dofa_base": "eoembed.models.dofa:DOFA@base",
     "dofa_large": "eoembed.models.dofa:DOFA@large",
     "scalemae_large": "eoembed.models.scalemae:ScaleMAE",
+    "earthloc": "eoembed.models.earthloc:EarthLoc",
     "satlas_swint_rgb": "eoembed.models.satlas:Satlas@swint_rgb",
     "satlas_swint_ms": "eoembed.models.satlas:Satlas@swint_ms",
     "satlas_swinb_rgb": "eoembed.models.satlas:Satlas@swinb_rgb",
