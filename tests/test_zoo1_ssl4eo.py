@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +24,13 @@ tg_models = pytest.importorskip("torchgeo.models")
 
 from eoembed.errors import WeightsError  # noqa: E402
 from eoembed.models.registry import create, get_card  # noqa: E402
-from eoembed.models.ssl4eo import B10_FILL_DN, L1C_BANDS, L2A_BANDS  # noqa: E402
+from eoembed.models.ssl4eo import B10_FILL_DN, L1C_BANDS, L2A_BANDS, PUBLISHED  # noqa: E402
 from zoo_helpers import composite, framework_input, model_with, patch_dn, random_state, ready, write  # noqa: E402
 
-BUILDERS = {"resnet18_moco": tg_models.resnet18, "resnet50_decur": tg_models.resnet50,
-            "vits16_mae": tg_models.vit_small_patch16_224}
+ARCH_BUILDERS = {"resnet18": tg_models.resnet18, "resnet50": tg_models.resnet50,
+                 "vits16": tg_models.vit_small_patch16_224}
+#: every published SSL4EO-S12 weights variant -> TorchGeo's builder of its architecture
+BUILDERS = {v: ARCH_BUILDERS[v.split("_")[0]] for v in PUBLISHED}
 
 
 # ---------------------------------------------------------------- 1. parity with TorchGeo's model
