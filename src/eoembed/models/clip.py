@@ -1,0 +1,93 @@
+"""OpenAI CLIP ViT-B/32 image encoder (Radford et al. 2021) on Sentinel-2 true colour, via open_clip.
+
+Architecture: open_clip's ``ViT-B-32-quickgelu`` (OpenAI's weights use QuickGELU, which open_clip
+selects for ``pretrained='openai'``). Weights: open_clip's Hugging Face copy of OpenAI's checkpoint
+(``timm/vit_base_patch32_clip_224.openai``, ``open_clip_pytorch_model.bin``: a plain state dict of the
+whole CLIP model under open_clip key names, text tower included). OpenAI's own file (``ViT-B-32.pt``,
+sha256 40d36571... in its URL) is a TorchScript archive, which eoembed does not load (no
+``weights_only`` path for it).
+
+Input: B04/B03/B02 with the declared stretch of :mod:`eoembed.models.rgb` and open_clip's
+``OPENAI_DATASET_MEAN`` / ``_STD``, one frame, gaps filled with the band mean, 224 px by resize
+(open_clip: bicubic resize of the short side + centre crop; a square ROI loses nothing to the crop).
+Output: the projected 512-d image embedding (``encode_image``, not L2-normalised) as one token per
+224 px input, so ``input_prep: tile`` gives one embedding per tile on the grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from eoembed.models.base import Embedder, ModelCard, WeightsFile
+from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.ssl4eo import check_keys
+
+#: open_clip.constants.OPENAI_DATASET_MEAN / _STD
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+ARCH = "ViT-B-32-quickgelu"
+WEIGHTS = WeightsFile(
+    name="open_clip_pytorch_model.bin",
+    url="https://huggingface.co/timm/vit_base_patch32_clip_224.openai/resolve/main/open_clip_pytorch_model.bin",
+    sha256="", licence="MIT")
+
+S2_RGB = InputSpec(
+    modality="s2", collections=("sentinel-2-l2a", "sentinel-2-l1c"), bands=RGB_BANDS,
+    norm=rgb_norm(OPENAI_MEAN, OPENAI_STD), gsd_m=10.0, gsd_tolerance=10.0, time=TimePolicy(1, 1),
+    space=SpacePolicy("fixed", size=224, token_px=224, default_prep="resize"), missing="fill_mean",
+    norm_source="open_clip.constants OPENAI_DATASET_MEAN/STD (image_transform); " + STRETCH_NOTE)
+
+
+class CLIP(Embedder):
+    """CLIP ViT-B/32 (OpenAI weights) image embeddings of true-colour Sentinel-2."""
+
+    card: ClassVar[ModelCard] = ModelCard(
+        id="clip_vitb32", family="clip", kind="on_the_fly",
+        description="OpenAI CLIP ViT-B/32 image encoder (web photographs) on Sentinel-2 true colour, via open_clip",
+        inputs=(S2_RGB,), dims=512, outputs=("pooled", "grid"), weights=(WEIGHTS,), verified="library",
+        licence="MIT",
+        citation="Radford, A. et al. (2021). Learning Transferable Visual Models From Natural Language "
+                 "Supervision. ICML 2021.",
+        url="https://github.com/openai/CLIP", mem_mb=3000, runtime_min=30,
+        notes=STRETCH_NOTE + " One 512-d token per 224 px input (resize: one per ROI; tile: one per tile). "
+              "Not L2-normalised. The file's publisher gives no sha256: pin it in models.<id>.weights_sha256.")
+    default_options: ClassVar[dict[str, Any]] = {"batch_size": 32}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.forward_batch = int(self.options["batch_size"])
+
+    @staticmethod
+    def build():
+        """open_clip's CLIP model for OpenAI's ViT-B/32 weights (untrained)."""
+        import open_clip
+
+        return open_clip.create_model(ARCH, pretrained=None)
+
+    def _load(self) -> None:
+        from eoembed.weights import load_state_dict
+
+        path, sha = self.weights_file(WEIGHTS.name)
+        state = load_state_dict(path, sha)
+        net = self.build()
+        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})",
+                   "plain state dict of the whole CLIP model, open_clip key names, no prefix")
+        net.load_state_dict(state, strict=True)
+        self.net = net.to(self.device).eval()
+
+    def network_input(self, batch) -> np.ndarray:
+        """``(B, 3, 224, 224)`` R, G, B as declared (the single frame)."""
+        return batch.x["s2"][:, 0]
+
+    def forward(self, batch):
+        import torch
+
+        from eoembed.prep import TokenGrid
+
+        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        with torch.inference_mode():
+            emb = self.net.encode_image(x).float().cpu().numpy()
+        return TokenGrid(emb[:, :, None, None], np.ones((emb.shape[0], 1, 1), np.float32))
