@@ -4,7 +4,8 @@ The catalogue is either a STAC ItemCollection (GeoJSON FeatureCollection of STAC
 asset hrefs may be relative to the catalogue file) or a stac-geoparquet file (``.parquet``).
 Each item has a ``datetime``, a footprint geometry, ``proj:code`` (or ``proj:epsg``),
 ``eo:cloud_cover`` and one asset per band named like the band (``B02``, ..., ``SCL``).
-Pixels are read with odc-stac straight onto the ROI grid, same-day tiles mosaicked.
+Pixels are read straight onto the ROI grid by :class:`~eoembed.providers.reader.SceneReader`
+(odc-stac's per-scene read/warp decisions without its per-ROI graph), same-day tiles mosaicked.
 
 Units: band values are converted from the collection's source DN to stack units
 (reflectance x 10000, :meth:`eoembed.collections.Collection.to_stack_units`; Sentinel-2 L2A
@@ -28,9 +29,10 @@ from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientPro
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
 from eoembed.providers.base import Provider
+from eoembed.providers.reader import SceneReader
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
-__all__ = ["LocalProvider", "provider_error", "qa_codes", "read_catalog"]
+__all__ = ["CatalogIndex", "LocalProvider", "provider_error", "qa_codes", "read_catalog"]
 
 _CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
                  "assets", "collection"}
@@ -197,6 +199,40 @@ def _footprint(item):
     raise ProviderError(f"item {item.id!r} has neither geometry nor bbox")
 
 
+class CatalogIndex:
+    """Items of a catalogue with an STRtree over their lon/lat footprints.
+
+    Times, cloud cover and footprints are parsed once; :meth:`query` asks the tree for the
+    footprints whose envelopes meet the ROI, then applies the exact tests of a linear scan.
+    """
+
+    def __init__(self, items: list) -> None:
+        from shapely import STRtree
+
+        self.items = list(items)
+        self.footprints = [_footprint(it) for it in self.items]
+        self.times = [_item_time(it) if (it.datetime or it.common_metadata.start_datetime) else None
+                      for it in self.items]
+        self.clouds = [it.properties.get("eo:cloud_cover") for it in self.items]
+        self.tree = STRtree(self.footprints)
+
+    def query(self, roi, start: dt.datetime, end: dt.datetime, collection: str,
+              cloudy_pct: float) -> list:
+        """Items (catalogue order) of ``collection`` (or none) in ``[start, end)`` whose
+        footprint intersects ``roi`` with cloud cover <= ``cloudy_pct``."""
+        out = []
+        for i in sorted(int(i) for i in self.tree.query(roi, predicate="intersects")):
+            item, cloud = self.items[i], self.clouds[i]
+            if item.collection_id not in (None, collection):
+                continue
+            if not start <= (self.times[i] or _item_time(item)) < end:  # raises: no datetime
+                continue
+            if cloudy_pct < 100 if cloud is None else float(cloud) > cloudy_pct:
+                continue
+            out.append(item)
+        return out
+
+
 class LocalProvider(Provider):
     """Scenes from local (or remote) GeoTIFF/COG files listed in a STAC catalogue file.
 
@@ -217,6 +253,7 @@ class LocalProvider(Provider):
         self.catalog = str(catalog)
         self.resampling = resampling
         self._items: list | None = None
+        self._index: CatalogIndex | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.name, "catalog": self.catalog}
@@ -228,27 +265,25 @@ class LocalProvider(Provider):
             self._items = read_catalog(self.catalog)
         return self._items
 
+    @property
+    def index(self) -> "CatalogIndex":
+        """The catalogue's spatial/temporal index (built once per provider, i.e. per job)."""
+        if self._index is None:
+            self._index = CatalogIndex(self.items)
+        return self._index
+
     def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:
         """Items intersecting the ROI in ``[start, end)`` with cloud cover <= the limit.
 
         Items of another collection are skipped; items without ``eo:cloud_cover`` pass only
-        when ``sensor.cloudy_pct`` is 100.
+        when ``sensor.cloudy_pct`` is 100. Candidates come from an STRtree over the footprints
+        (:class:`CatalogIndex`), so a search is not linear in the catalogue; the result is the
+        same list, in catalogue order, that a scan of every item would give.
         """
         roi = spatial.geometry()
         start = dt.datetime.combine(temporal.start, dt.time(), tzinfo=dt.timezone.utc)
         end = dt.datetime.combine(temporal.end, dt.time(), tzinfo=dt.timezone.utc)
-        out = []
-        for item in self.items:
-            if item.collection_id not in (None, sensor.collection):
-                continue
-            if not start <= _item_time(item) < end:
-                continue
-            cloud = item.properties.get("eo:cloud_cover")
-            if (sensor.cloudy_pct < 100 if cloud is None else float(cloud) > sensor.cloudy_pct):
-                continue
-            if _footprint(item).intersects(roi):
-                out.append(item)
-        return out
+        return self.index.query(roi, start, end, sensor.collection, sensor.cloudy_pct)
 
     def _resampling(self, bands: tuple[str, ...], qa: str | None, collection, res: float) -> dict:
         out = {}
@@ -353,21 +388,19 @@ class LocalProvider(Provider):
                     raise ProviderError(f"asset {band!r} of item {item.id!r}: file not found: "
                                         f"{asset.href}")
 
-    def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
-        import odc.stac
-        from odc.geo.geobox import GeoBox
+    @property
+    def reader(self) -> SceneReader:
+        """The scene reader (open datasets kept across the ROIs of a job)."""
+        if getattr(self, "_reader", None) is None:
+            self._reader = SceneReader(gdal_env=getattr(self, "gdal_env", None))
+        return self._reader
 
-        geobox = GeoBox((grid.height, grid.width), grid.affine(), grid.crs)
+    def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
         qa = collection.qa_band
         resampling = self._resampling(tuple(b for b in bands if b != qa), qa, collection, grid.res)
-
-        def solar_day(item, parsed, idx):
-            return self._solar_day(item, lon)
-
         try:
-            return odc.stac.load(items, bands=bands, geobox=geobox, resampling=resampling,
-                                 groupby=solar_day, chunks=None, fail_on_error=True)
-        except Exception as exc:  # rasterio/GDAL/odc errors: classify, keep the cause
+            return self.reader.load(self._groups(items, lon), bands, grid, resampling)
+        except Exception as exc:  # rasterio/GDAL errors: classify, keep the cause
             message = f"{type(exc).__name__}: {exc}"
             hrefs = [item.assets[b].href for item in items for b in bands]
             named = [h for h in hrefs if h in message]
