@@ -32,10 +32,14 @@ import numpy as np
 
 from eoembed.grid import GridSpec
 
-__all__ = ["BAND_INDEX", "Loaded", "SceneReader", "band_index"]
+__all__ = ["BAND_INDEX", "CONSTANT", "Loaded", "SceneReader", "band_index"]
 
 #: Asset field naming the 1-based band of a multi-band file that holds the asset's band.
 BAND_INDEX = "eoembed:band_index"
+#: Asset field of a *virtual* constant band (no file read): its value wherever the scene's
+#: other bands have data (its ``raster:bands`` nodata elsewhere). Used for the quality band of
+#: imagery declared cloud-free by :func:`eoembed.catalog.build_catalog` with ``split=False``.
+CONSTANT = "eoembed:constant"
 
 
 def band_index(asset) -> int:
@@ -146,19 +150,28 @@ class SceneReader:
     def _read_item(self, item, bands, geobox, resampling, metas, dst: dict[str, np.ndarray]) -> None:
         """Read one scene's bands and fuse them into ``dst`` where it still has no data."""
         by_file: dict[str, list[str]] = {}
+        constant = [b for b in bands if CONSTANT in item.assets[b].extra_fields]
         for b in bands:  # one open + one window read for the bands a multi-band file holds
-            by_file.setdefault(item.assets[b].href, []).append(b)
+            if b not in constant:
+                by_file.setdefault(item.assets[b].href, []).append(b)
+        has_data = np.zeros(next(iter(dst.values())).shape, bool) if constant else None
         for href, names in by_file.items():
+            multi = BAND_INDEX in item.assets[names[0]].extra_fields
             same = [n for n in names if resampling[n] == resampling[names[0]]
                     and metas[n] == metas[names[0]]]
             rest = [n for n in names if n not in same]
             self._read_file(href, [band_index(item.assets[n]) for n in same], same, geobox,
-                            resampling[names[0]], metas[names[0]], dst)
+                            resampling[names[0]], metas[names[0]], dst, has_data, multi)
             for n in rest:
                 self._read_file(href, [band_index(item.assets[n])], [n], geobox, resampling[n],
-                                metas[n], dst)
+                                metas[n], dst, has_data, multi)
+        for b in constant:
+            value = item.assets[b].extra_fields[CONSTANT]
+            fuse_nodata = metas[b][1] if metas[b][1] is not None else 0
+            np.copyto(dst[b], dst[b].dtype.type(value), where=has_data & _missing(dst[b], fuse_nodata))
 
-    def _read_file(self, href, bidx, names, geobox, resampling, meta, dst) -> None:
+    def _read_file(self, href, bidx, names, geobox, resampling, meta, dst, has_data=None,
+                   fallback: bool = False) -> None:
         import rasterio
         import rasterio.warp
         from odc.geo.geobox import GeoBox
@@ -180,6 +193,8 @@ class SceneReader:
         roi = rr.roi_dst
         shape = (len(bidx), roi[0].stop - roi[0].start, roi[1].stop - roi[1].start)
         src_nodata = ds.nodatavals[bidx[0] - 1]  # odc-loader: the file's nodata for the source
+        if src_nodata is None and fallback:  # a user's multi-band file: its declared nodata
+            src_nodata = nodata
         dst_nodata = nodata if nodata is not None else (np.nan if dtype.kind == "f" else src_nodata)
         pix = np.zeros(shape, dtype=dtype)
         if rr.paste_ok and rr.read_shrink == 1:
@@ -196,6 +211,8 @@ class SceneReader:
         for k, name in enumerate(names):
             target = dst[name][roi]
             np.copyto(target, pix[k], where=_missing(target, fuse_nodata))
+        if has_data is not None:  # pixels where this scene has data in any band
+            has_data[roi] |= ~_missing(pix, fuse_nodata).all(axis=0)
 
 
 def _group_time(group: list) -> dt.datetime:
