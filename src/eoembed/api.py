@@ -91,7 +91,9 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             retries = provider.get("retries", retries)
             backoff_s = provider.get("backoff_s", backoff_s)
             cache_dir = cache_dir or provider.get("cache_dir")
-        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s, cache_dir=cache_dir)
+        workers = provider.get("io_workers") if isinstance(provider, dict) else None
+        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s, cache_dir=cache_dir,
+                              workers=workers)
         comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
     try:
         embedder.load()

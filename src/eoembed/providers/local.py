@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -244,6 +245,8 @@ class LocalProvider(Provider):
     """
 
     name: ClassVar[str] = "local"
+    #: ROIs fetched at once by :func:`eoembed.pipeline.fetch_items` (config ``provider.io_workers``).
+    default_io_workers: ClassVar[int] = 4
 
     def __init__(self, catalog: str | Path, resampling: str = "auto") -> None:
         super().__init__(catalog=str(catalog), resampling=resampling)
@@ -254,6 +257,7 @@ class LocalProvider(Provider):
         self.resampling = resampling
         self._items: list | None = None
         self._index: CatalogIndex | None = None
+        self._index_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.name, "catalog": self.catalog}
@@ -268,8 +272,9 @@ class LocalProvider(Provider):
     @property
     def index(self) -> "CatalogIndex":
         """The catalogue's spatial/temporal index (built once per provider, i.e. per job)."""
-        if self._index is None:
-            self._index = CatalogIndex(self.items)
+        with self._index_lock:  # fetches run in a thread pool: build it once
+            if self._index is None:
+                self._index = CatalogIndex(self.items)
         return self._index
 
     def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -94,6 +95,7 @@ class StacProvider(CountingMixin, LocalProvider):
     """
 
     name: ClassVar[str] = "stac"
+    default_io_workers: ClassVar[int] = 8  # remote COGs: HTTP latency, not CPU, bounds a fetch
 
     def __init__(self, preset: str | None = None, url: str | None = None, sign: bool | None = None,
                  resampling: str = "auto", timeout_s: float = 60.0, max_items: int = 500,
@@ -119,13 +121,27 @@ class StacProvider(CountingMixin, LocalProvider):
         self.gdal_env = {"GDAL_HTTP_MAX_RETRY": str(gdal_retries),
                          "GDAL_HTTP_RETRY_DELAY": str(float(gdal_retry_delay_s)),
                          "GDAL_HTTP_TIMEOUT": str(max(1, round(self.timeout_s))),
-                         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+                         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+                         # cloud reads, set per job and per reading thread (rasterio.Env), never
+                         # process-wide: HTTP/2 multiplexing, merged range requests, a block cache
+                         "GDAL_HTTP_VERSION": "2", "GDAL_HTTP_MULTIPLEX": "YES",
+                         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES", "VSI_CACHE": "TRUE",
+                         "VSI_CACHE_SIZE": str(25 * 2**20)}
         self.options = {"preset": self.preset.name, "url": strip_query(self.url), "sign": self.sign,
                         "resampling": resampling, "timeout_s": self.timeout_s, "max_items": max_items}
         self._client = None
-        self.last_provenance: dict[str, Any] = {}
+        self._provenance = threading.local()  # fetches run in a thread pool
         # searches sent, items found/read, signed items, array bytes
         self._init_counters("searches", "items", "items_read", "signed_items", "bytes_loaded")
+
+    @property
+    def last_provenance(self) -> dict[str, Any]:
+        """Item ids and asset hrefs (no query string) of this thread's last fetch."""
+        return getattr(self._provenance, "value", {})
+
+    @last_provenance.setter
+    def last_provenance(self, value: dict[str, Any]) -> None:
+        self._provenance.value = value
 
     # ------------------------------------------------------------------ describe / stats
 
