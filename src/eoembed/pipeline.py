@@ -183,7 +183,8 @@ def sha256_array(arr: np.ndarray) -> str:
 
 def embed_items(embedder: Embedder, composites: dict[str, Result], requests: list[Request], *,
                 pooling: str = "mean", grid: bool = False, cell_m: float | None = None,
-                batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None) -> dict[str, Result]:
+                batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None,
+                progress: Progress | None = None) -> dict[str, Result]:
     """Embed composites in batches (pooled, and grid when asked and supported).
 
     The model must already be loaded. A batch that raises is retried item by item so one
@@ -246,10 +247,13 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             rec.setdefault("timings", {})["embed_s"] = per_item
             out[req.roi_id] = (arrays, rec)
 
+    if progress is not None and len(todo) < len(requests):  # failed before embedding
+        progress.update(len(requests) - len(todo), failed=len(requests) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         try:
-            run(batch)
+            with _inference_mode():
+                run(batch)
         except Exception as exc:  # noqa: BLE001
             if len(batch) == 1:
                 req, _, rec = batch[0]
@@ -259,11 +263,26 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             log.warning("embed batch of %d failed (%s); retrying item by item", len(batch), exc)
             for item in batch:
                 try:
-                    run([item])
+                    with _inference_mode():
+                        run([item])
                 except Exception as exc1:  # noqa: BLE001
                     out[item[0].roi_id] = ({}, {**item[2], **failed("embed", exc1)})
         log.info("embed %s: %d/%d items", embedder.card.id, min(start + batch_size, len(todo)), len(todo))
+        if progress is not None:
+            progress.update(len(batch), failed=sum(r.roi_id not in out or out[r.roi_id][1]["status"] == "failed"
+                                                   for r, _, _ in batch))
     return {req.roi_id: out[req.roi_id] for req in requests}
+
+
+def _inference_mode():
+    """``torch.inference_mode()`` (no autograd bookkeeping) when torch is installed."""
+    try:
+        import torch
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return torch.inference_mode()
 
 
 def embedder_dims(embedder: Embedder) -> int:
