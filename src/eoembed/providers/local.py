@@ -381,17 +381,20 @@ class LocalProvider(Provider):
             by_day.setdefault(self._solar_day(item, lon), []).append(item)
         return [sorted(by_day[d], key=lambda it: (_item_time(it), it.id)) for d in sorted(by_day)]
 
-    @staticmethod
-    def _check_assets(items: list, bands: list[str]) -> None:
+    def _check_assets(self, items: list, bands: list[str]) -> None:
+        seen = self.__dict__.setdefault("_files_seen", set())  # a file is checked once per job
         for item in items:
             for band in bands:
                 asset = item.assets.get(band)
                 if asset is None:
                     raise ProviderError(f"item {item.id!r} has no asset {band!r} (assets: "
                                         f"{sorted(item.assets)})")
-                if not _is_remote(asset.href) and not Path(asset.href).is_file():
+                if asset.href in seen or _is_remote(asset.href):
+                    continue
+                if not Path(asset.href).is_file():
                     raise ProviderError(f"asset {band!r} of item {item.id!r}: file not found: "
                                         f"{asset.href}")
+                seen.add(asset.href)
 
     @property
     def reader(self) -> SceneReader:

@@ -88,7 +88,9 @@ class SceneReader:
     def __init__(self, max_open: int = 256, gdal_env: dict[str, str] | None = None,
                  use_overviews: bool = True) -> None:
         self.max_open = int(max_open)
-        self.gdal_env = dict(gdal_env or {})
+        # no directory listing on open (a folder of 1,000 chips is listed once per file
+        # otherwise); sidecar files (.ovr, .msk, .aux.xml) are still probed by name
+        self.gdal_env = {"GDAL_DISABLE_READDIR_ON_OPEN": "TRUE", **(gdal_env or {})}
         self.use_overviews = use_overviews
         self._local = threading.local()
 
@@ -136,18 +138,20 @@ class SceneReader:
             fill = nodata if nodata is not None else (np.nan if dtype.kind == "f" else 0)
             arr = np.full((len(groups), grid.height, grid.width), fill, dtype=dtype)
             out[b] = _Band(arr, {} if nodata is None else {"nodata": nodata})
+        rois: dict = {}  # (source grid, tolerance) -> odc's read/warp plan onto this grid
         try:
             with rasterio.Env(**self.gdal_env):
                 for t, group in enumerate(groups):
                     for item in group:
                         self._read_item(item, bands, geobox, resampling, metas,
-                                        {b: out[b].values[t] for b in bands})
+                                        {b: out[b].values[t] for b in bands}, rois)
         except Exception:
             self.close()  # a retry opens the files afresh (a remote one may have recovered)
             raise
         return Loaded(out, [_group_time(g) for g in groups])
 
-    def _read_item(self, item, bands, geobox, resampling, metas, dst: dict[str, np.ndarray]) -> None:
+    def _read_item(self, item, bands, geobox, resampling, metas, dst: dict[str, np.ndarray],
+                   rois: dict) -> None:
         """Read one scene's bands and fuse them into ``dst`` where it still has no data."""
         by_file: dict[str, list[str]] = {}
         constant = [b for b in bands if CONSTANT in item.assets[b].extra_fields]
@@ -161,17 +165,17 @@ class SceneReader:
                     and metas[n] == metas[names[0]]]
             rest = [n for n in names if n not in same]
             self._read_file(href, [band_index(item.assets[n]) for n in same], same, geobox,
-                            resampling[names[0]], metas[names[0]], dst, has_data, multi)
+                            resampling[names[0]], metas[names[0]], dst, rois, has_data, multi)
             for n in rest:
                 self._read_file(href, [band_index(item.assets[n])], [n], geobox, resampling[n],
-                                metas[n], dst, has_data, multi)
+                                metas[n], dst, rois, has_data, multi)
         for b in constant:
             value = item.assets[b].extra_fields[CONSTANT]
             fuse_nodata = metas[b][1] if metas[b][1] is not None else 0
             np.copyto(dst[b], dst[b].dtype.type(value), where=has_data & _missing(dst[b], fuse_nodata))
 
-    def _read_file(self, href, bidx, names, geobox, resampling, meta, dst, has_data=None,
-                   fallback: bool = False) -> None:
+    def _read_file(self, href, bidx, names, geobox, resampling, meta, dst, rois: dict,
+                   has_data=None, fallback: bool = False) -> None:
         import rasterio
         import rasterio.warp
         from odc.geo.geobox import GeoBox
@@ -179,17 +183,19 @@ class SceneReader:
         from odc.loader._rio import pick_overview, w_
 
         dtype, nodata = meta
-        nearest = resampling == "nearest"
+        ttol = 0.9 if resampling == "nearest" else 0.05
         ds = self._open(href)
-        src_gbox = GeoBox((ds.height, ds.width), ds.transform, ds.crs)
-        rr = compute_reproject_roi(src_gbox, geobox, ttol=0.9 if nearest else 0.05)
+        key = (ds.crs.to_wkt(), tuple(ds.transform), ds.shape, ttol)
+        rr = rois.get(key)  # scenes of one tile share it: computed once per grid
+        if rr is None:
+            src_gbox = GeoBox((ds.height, ds.width), ds.transform, ds.crs)
+            rr = rois[key] = compute_reproject_roi(src_gbox, geobox, ttol=ttol)
         if _empty(rr.roi_dst) or _empty(rr.roi_src):
             return
         if self.use_overviews and rr.read_shrink > 1:
             ovr = pick_overview(rr.read_shrink, ds.overviews(bidx[0]))
             if ovr is not None:
                 ds = self._open(href, ovr)
-                rr = compute_reproject_roi(src_gbox, geobox, ttol=0.9 if nearest else 0.05)
         roi = rr.roi_dst
         shape = (len(bidx), roi[0].stop - roi[0].start, roi[1].stop - roi[1].start)
         src_nodata = ds.nodatavals[bidx[0] - 1]  # odc-loader: the file's nodata for the source
