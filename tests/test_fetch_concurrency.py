@@ -54,7 +54,7 @@ def test_thread_pool_gives_the_same_stacks_in_request_order(index, caplog):
 
 def test_io_workers_setting():
     provider = LocalProvider("unused.json")
-    assert io_workers(provider) == 4 and io_workers(provider, 2) == 2
+    assert io_workers(provider) == 1 and io_workers(provider, 2) == 2
     with pytest.raises(ConfigError, match=r"provider.io_workers=0 is invalid: allowed an integer >= 1"):
         io_workers(provider, 0)
 

@@ -68,7 +68,7 @@ def _cached_stack(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | 
 
 def io_workers(provider: Provider, workers: int | None = None) -> int:
     """Concurrent fetches for ``provider``: ``workers`` when given, else the provider's
-    ``default_io_workers`` (local files 4, STAC COGs 8; 1 for providers not known thread-safe)."""
+    ``default_io_workers`` (local files 1, STAC COGs 8; 1 for providers not known thread-safe)."""
     n = getattr(provider, "default_io_workers", 1) if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"provider.io_workers={n!r} is invalid: allowed an integer >= 1")
