@@ -170,7 +170,7 @@ def read_catalog(catalog: str | Path) -> list:
             features = doc["features"]
         items = []
         for feature in features:
-            item = pystac.Item.from_dict(feature, preserve_dict=True)
+            item = pystac.Item.from_dict(feature, preserve_dict=False)  # parsed here: no deep copy
             for asset in item.assets.values():
                 asset.href = _resolve_href(asset.href, path.parent)
             items.append(item)
@@ -180,6 +180,27 @@ def read_catalog(catalog: str | Path) -> list:
         raise ProviderError(f"catalog {str(path)!r} is not a readable STAC ItemCollection or "
                             f"stac-geoparquet file: {type(exc).__name__}: {exc}") from exc
     return items
+
+
+_CATALOGS: dict[tuple, list] = {}
+_CATALOGS_LOCK = threading.Lock()
+
+
+def _cached_catalog(catalog: str | Path) -> list:
+    """:func:`read_catalog`, kept for the last 4 files keyed by path, size and mtime (the items
+    are only read by the providers, never changed)."""
+    path = Path(catalog)
+    try:
+        st = path.stat()
+    except OSError:
+        return read_catalog(catalog)  # raises the not-found error
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _CATALOGS_LOCK:
+        if key not in _CATALOGS:
+            if len(_CATALOGS) >= 4:
+                _CATALOGS.pop(next(iter(_CATALOGS)))
+            _CATALOGS[key] = read_catalog(catalog)
+        return _CATALOGS[key]
 
 
 def _item_time(item) -> dt.datetime:
@@ -264,9 +285,10 @@ class LocalProvider(Provider):
 
     @property
     def items(self) -> list:
-        """All items of the catalogue (read once)."""
+        """All items of the catalogue (read once; reused by later providers of the same,
+        unchanged file in this process, e.g. repeated API calls)."""
         if self._items is None:
-            self._items = read_catalog(self.catalog)
+            self._items = _cached_catalog(self.catalog)
         return self._items
 
     @property
