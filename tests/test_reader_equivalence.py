@@ -89,3 +89,29 @@ def test_datasets_are_opened_once_per_job(index, monkeypatch):
         roi = PointBuffer(lon, 52.55, 100)
         provider.fetch(roi, YEAR, sensor, grid_for(roi, 10.0))
     assert opened and len(opened) == len(set(opened))
+
+
+def test_index_search_equals_a_linear_scan(index):
+    """STRtree search = every item tested in turn (collection, window, cloud, footprint)."""
+    import datetime as dt
+
+    from eoembed.providers.local import _footprint, _item_time
+
+    provider = LocalProvider(index)
+    rng = np.random.default_rng(0)
+    found_any = 0
+    for lon, lat, pct, month in zip(rng.choice([5.62, 5.999], 30) + rng.uniform(-0.012, 0.012, 30),
+                                    52.55 + rng.uniform(-0.008, 0.008, 30),
+                                    rng.choice([10, 50, 100], 30), rng.integers(1, 12, 30)):
+        roi = PointBuffer(float(lon), float(lat), 300)
+        window = TemporalSpec(dt.date(2023, int(month), 1), dt.date(2024, 1, 1))
+        sensor = SensorSpec(bands=BANDS, cloudy_pct=float(pct))
+        start = dt.datetime(2023, int(month), 1, tzinfo=dt.timezone.utc)
+        end = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        scan = [it for it in provider.items
+                if start <= _item_time(it) < end and float(it.properties["eo:cloud_cover"]) <= pct
+                and _footprint(it).intersects(roi.geometry())]
+        got = provider.search(roi, window, sensor)
+        assert [it.id for it in got] == [it.id for it in scan]
+        found_any += bool(got)
+    assert 5 < found_any < 30  # some ROIs find scenes, some do not

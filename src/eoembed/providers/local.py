@@ -30,10 +30,11 @@ from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientPro
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
 from eoembed.providers.base import Provider
+from eoembed.providers.index import CatalogIndex, cached_catalog
 from eoembed.providers.reader import SceneReader
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
-__all__ = ["CatalogIndex", "LocalProvider", "provider_error", "qa_codes", "read_catalog"]
+__all__ = ["LocalProvider", "provider_error", "qa_codes", "read_catalog"]
 
 _CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
                  "assets", "collection"}
@@ -182,27 +183,6 @@ def read_catalog(catalog: str | Path) -> list:
     return items
 
 
-_CATALOGS: dict[tuple, list] = {}
-_CATALOGS_LOCK = threading.Lock()
-
-
-def _cached_catalog(catalog: str | Path) -> list:
-    """:func:`read_catalog`, kept for the last 4 files keyed by path, size and mtime (the items
-    are only read by the providers, never changed)."""
-    path = Path(catalog)
-    try:
-        st = path.stat()
-    except OSError:
-        return read_catalog(catalog)  # raises the not-found error
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _CATALOGS_LOCK:
-        if key not in _CATALOGS:
-            if len(_CATALOGS) >= 4:
-                _CATALOGS.pop(next(iter(_CATALOGS)))
-            _CATALOGS[key] = read_catalog(catalog)
-        return _CATALOGS[key]
-
-
 def _item_time(item) -> dt.datetime:
     when = item.datetime or item.common_metadata.start_datetime
     if when is None:
@@ -219,40 +199,6 @@ def _footprint(item):
         b = item.bbox
         return box(*b) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
     raise ProviderError(f"item {item.id!r} has neither geometry nor bbox")
-
-
-class CatalogIndex:
-    """Items of a catalogue with an STRtree over their lon/lat footprints.
-
-    Times, cloud cover and footprints are parsed once; :meth:`query` asks the tree for the
-    footprints whose envelopes meet the ROI, then applies the exact tests of a linear scan.
-    """
-
-    def __init__(self, items: list) -> None:
-        from shapely import STRtree
-
-        self.items = list(items)
-        self.footprints = [_footprint(it) for it in self.items]
-        self.times = [_item_time(it) if (it.datetime or it.common_metadata.start_datetime) else None
-                      for it in self.items]
-        self.clouds = [it.properties.get("eo:cloud_cover") for it in self.items]
-        self.tree = STRtree(self.footprints)
-
-    def query(self, roi, start: dt.datetime, end: dt.datetime, collection: str,
-              cloudy_pct: float) -> list:
-        """Items (catalogue order) of ``collection`` (or none) in ``[start, end)`` whose
-        footprint intersects ``roi`` with cloud cover <= ``cloudy_pct``."""
-        out = []
-        for i in sorted(int(i) for i in self.tree.query(roi, predicate="intersects")):
-            item, cloud = self.items[i], self.clouds[i]
-            if item.collection_id not in (None, collection):
-                continue
-            if not start <= (self.times[i] or _item_time(item)) < end:  # raises: no datetime
-                continue
-            if cloudy_pct < 100 if cloud is None else float(cloud) > cloudy_pct:
-                continue
-            out.append(item)
-        return out
 
 
 class LocalProvider(Provider):
@@ -288,7 +234,7 @@ class LocalProvider(Provider):
         """All items of the catalogue (read once; reused by later providers of the same,
         unchanged file in this process, e.g. repeated API calls)."""
         if self._items is None:
-            self._items = _cached_catalog(self.catalog)
+            self._items = cached_catalog(self.catalog)
         return self._items
 
     @property
