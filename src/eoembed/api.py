@@ -50,7 +50,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_pins: dict[str, str] | None = None,
                          source: str | None = None, cache_dir: str | None = None,
                          input_prep: dict[str, Any] | None = None, overlap: bool = True,
-                         progress: bool | None = None) -> list[Embedding]:
+                         progress: bool | None = None, precision: str = "fp32") -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -68,6 +68,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         overlap: Fetch and composite the next block of ROIs in a background thread while the
             model embeds the current batch (:func:`eoembed.overlap.embed_overlapped`); the
             embeddings are the same as with ``overlap=False`` (stage after stage).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward pass (see
+            README, Performance, for the measured deviation per model).
         progress: Show a progress bar (default: when stderr is a terminal; otherwise log lines
             with items done, items/s and ETA).
 
@@ -78,6 +80,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
         array and ``meta["status"] == "failed"`` with ``stage`` and ``error``.
     """
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision={precision!r} is invalid: allowed 'fp32', 'bf16' or 'fp16'")
     embedder = model if not isinstance(model, str) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
         weights_paths=weights_paths, weights_pins=weights_pins, input_prep=input_prep,
@@ -100,7 +104,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             cache_dir = cache_dir or provider.get("cache_dir")
         workers = provider.get("io_workers") if isinstance(provider, dict) else None
         fetch_kw = dict(retries=retries, backoff_s=backoff_s, cache_dir=cache_dir, workers=workers)
-        embed_kw = dict(pooling=output.pooling, grid=output.mode == "grid", cell_m=output.cell_m)
+        embed_kw = dict(pooling=output.pooling, grid=output.mode == "grid", cell_m=output.cell_m,
+                        precision=precision)
         if overlap:  # fetch/composite the next block while the model embeds this one
             from eoembed.overlap import embed_overlapped
 

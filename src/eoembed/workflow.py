@@ -101,7 +101,8 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | list[str] | N
             results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"], extra=extra,
                                   grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
                                   batch_size=int(model_cfg.get("batch_size", 16)),
-                                  progress=Progress(f"embed {model_id} chunk {chunk}", len(reqs)))
+                                  progress=Progress(f"embed {model_id} chunk {chunk}", len(reqs)),
+                                  precision=model_cfg.get("precision", "fp32"))
         desc = embedder.describe()
         meta.update(card=embedder.card.to_dict(), options=desc["options"],
                     weights_sha256=desc["weights_sha256"], dims=desc["dims"])
