@@ -1,4 +1,4 @@
-"""The ``stac`` provider: search a STAC API with pystac-client, read COGs with odc-stac.
+"""The ``stac`` provider: search a STAC API with pystac-client, read COGs directly.
 
 Search: the ROI's lon/lat bounding box, the window ``[start, end)`` (STAC datetime ranges are
 inclusive, so the end sent is ``end - 1 microsecond``; items are re-checked client-side),
@@ -10,8 +10,9 @@ ROI geometry client-side.
 
 Read: assets are renamed from the catalogue's keys to eoembed band names (see
 :mod:`eoembed.providers.presets`), signed with ``planetary_computer.sign_inplace`` when the
-preset or config asks for it, and loaded with the same odc-stac path as the ``local``
-provider (onto the ROI grid, same solar day mosaicked). Sentinel-2 processing-baseline
+preset or config asks for it, and loaded with the same reader as the ``local`` provider
+(:class:`~eoembed.providers.reader.SceneReader`, odc-stac's read decisions, GDAL cloud settings
+per reading thread) (onto the ROI grid, same solar day mosaicked). Sentinel-2 processing-baseline
 offsets are removed and other collections' DN converted
 (:meth:`~eoembed.collections.Collection.to_stack_units`; Landsat C2 L2: DN x 0.275 - 2000) so
 every scene is reflectance x 10000. The quality band is read with its own dtype and turned
@@ -295,8 +296,8 @@ class StacProvider(CountingMixin, LocalProvider):
         return stack
 
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
-        """odc-stac load under this provider's GDAL HTTP settings (odc-stac otherwise applies
-        its cloud defaults: 10 retries with doubling delay, minutes on a failing server)."""
+        """The scene reader under this provider's GDAL HTTP settings (GDAL's own retries kept
+        small: the pipeline retries transient failures itself)."""
         import rasterio
 
         try:
