@@ -9,6 +9,11 @@ of this file" (odc-stac names the bands of a multi-band asset ``<asset>.<index>`
 :func:`build_catalog` **splits every file into single-band Cloud-Optimised GeoTIFFs** (GDAL
 COG driver: tiled, deflate) written next to the catalogue, in ``<catalog dir>/<item id>/<band>.tif``.
 
+With ``split=False`` nothing is written but the catalogue: each band's asset points at band *i*
+of the user's file (``eoembed:band_index``; eoembed's reader opens each file once and reads all
+its bands in one window read) and the constant quality band is virtual (``eoembed:constant``).
+Only eoembed reads such catalogues correctly.
+
 Files without a per-pixel quality band (cloud mask) get, when ``qa_value`` is given, a
 **constant** quality raster (``SCL.tif``, 20 m for Sentinel-2): ``qa_value`` wherever the image
 has data and ``0`` (no data) where every band holds the nodata value. Use it only for imagery
