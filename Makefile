@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.eoembed-installed
 CORES ?= 2
 
-.PHONY: demo test install clean-results lint dryrun
+.PHONY: demo test install clean-results lint dryrun slurm-deps
 
 $(STAMP): requirements/core.txt requirements/zoo.txt requirements/test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n
+
+# System packages of the real-SLURM test (tests/test_slurm.py): slurmd, slurmctld, munge (root, apt).
+slurm-deps:
+	bash tests/slurm/cluster.sh install
 
 clean-results:
 	rm -rf results .snakemake

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             cfg = write_inputs(work, n, models, args.chunk_size)
             t = time.perf_counter()
-            from eoembed.table import load_table, resolve_chunk_size
+            from eoembed.chunks import resolve_chunk_size
+            from eoembed.table import load_table
 
             table = load_table(work / "rois.tsv")
             validate_s = time.perf_counter() - t

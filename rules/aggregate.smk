@@ -5,6 +5,8 @@ rule aggregate:
     output:
         table="results/manifest/items.tsv",
         summary="results/manifest/summary.json",
+    params:
+        code=code("aggregate"),
     log:
         "results/logs/aggregate.log",
     conda:

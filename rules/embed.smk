@@ -7,18 +7,19 @@ rule embed:
         embed_path("{model}", "{chunk}"),
     params:
         requests=chunk_requests,
-        model=lambda w: MODELS[w.model],
+        model=lambda w: model_fields(w.model),
         sensor=lambda w: sensor_of(w.model).to_dict() if on_the_fly(w.model) else None,
-        output=OUT,
-        weights=config["weights"],
+        output=embed_output_fields(),
+        code=lambda w: embed_code(w.model),
     log:
         "results/logs/embed/{model}/{chunk}.log",
     # torch uses the job's threads (Snakemake caps this at --cores; on SLURM it is cpus-per-task)
     threads: 4
+    retries: JOB_RETRIES
     resources:
         gpu=lambda w: 1 if MODELS[w.model]["device"] != "cpu" else 0,
-        mem_mb=lambda w: CARDS[w.model].mem_mb,
-        runtime=lambda w: CARDS[w.model].runtime_min,
+        mem_mb=job_mem_mb("embed"),
+        runtime=job_runtime("embed"),
     conda:
         lambda w: f"../envs/{CARDS[w.model].family}.yaml"
     script:

@@ -5,6 +5,8 @@ rule export:
     output:
         parquet="results/export/{model}/embeddings.parquet",
         netcdf="results/export/{model}/embeddings.nc",
+    params:
+        code=code("export"),
     log:
         "results/logs/export/{model}.log",
     conda:
@@ -18,6 +20,8 @@ rule export_grid:
         lambda w: embed_path(w.model, w.chunk),
     output:
         "results/export/{model}/grid/{chunk}.nc",
+    params:
+        code=code("export_grid"),
     log:
         "results/logs/export_grid/{model}/{chunk}.log",
     conda:

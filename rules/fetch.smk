@@ -2,21 +2,20 @@
 # sensor that needs the same bands at the same resolution and cloud limit.
 rule fetch:
     input:
-        catalog=config["provider"].get("catalog", []),
+        catalog=catalog_input(),
     output:
         fetch_path("{fkey}", "{chunk}"),
     params:
         requests=chunk_requests,
-        sensor=lambda w: FETCH_SPECS[w.fkey].fetch_dict(),
-        provider={k: v for k, v in config["provider"].items() if k not in PIPELINE_KEYS},
-        cache_dir=config["provider"]["cache_dir"],
-        retries=config["provider"]["retries"],
-        backoff_s=config["provider"]["backoff_s"],
+        sensor=lambda w: fetch_fields(FETCH_SPECS[w.fkey], PROVIDER),
+        provider=output_fields(PROVIDER),
+        code=fetch_code(),
     log:
         "results/logs/fetch/{fkey}/{chunk}.log",
+    retries: JOB_RETRIES
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=job_mem_mb("fetch"),
+        runtime=job_runtime("fetch"),
     conda:
         "../envs/core.yaml"
     script:

@@ -15,4 +15,4 @@ results = composite_items(fetched, requests, sensor, partial_below=snakemake.par
 write_chunk(snakemake.output[0], {k: a for k, (a, _) in results.items()},
             {k: r for k, (_, r) in results.items()},
             {"stage": "composite", "sensor": sensor.to_dict(), "chunk": snakemake.wildcards.chunk,
-             "versions": versions()})
+             "versions": versions(), "code": snakemake.params.code})

@@ -1,7 +1,8 @@
-"""Snakemake script: the self-contained HTML report."""
+"""Snakemake script: the self-contained HTML report (run summary)."""
 from eoembed.logutil import setup_logging
 from eoembed.report import write_report
 
 setup_logging(snakemake.log[0])
-write_report(snakemake.input.summary, snakemake.input.metrics or None, list(snakemake.input.figures),
-             snakemake.output[0])
+metrics = snakemake.input.metrics
+metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+write_report(snakemake.input.summary, metrics or None, list(snakemake.input.figures), snakemake.output[0])

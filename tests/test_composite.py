@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import warnings
 
 import numpy as np
@@ -138,7 +137,7 @@ def test_missing_band_is_a_provider_error(cloudy_stack):
                        np.ones((2, 2), bool))
 
 
-def test_median_is_fast_and_matches_numpy():
+def test_median_matches_numpy_on_a_large_stack():
     rng = np.random.default_rng(1)
     n, h = 24, 256
     data = rng.integers(0, 10000, (n, 12, h, h)).astype(np.float32)
@@ -148,10 +147,7 @@ def test_median_is_fast_and_matches_numpy():
     bands = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
     stack = Stack(data, qa, times, bands, _grid(h, h), "sentinel-2-l2a")
     sensor = SensorSpec(bands=bands)
-    start = time.perf_counter()
-    comp = make_composite(stack, sensor, TemporalSpec.year(2021), np.ones((h, h), bool))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.5, f"median composite took {elapsed:.2f} s"
+    comp = make_composite(stack, sensor, TemporalSpec.year(2021), np.ones((h, h), bool))  # speed: benchmarks/
     masked = np.where((qa == CLEAR)[:, None], data, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the all-cloudy pixel (0, 0)

@@ -9,7 +9,8 @@ import pytest
 import shapely
 
 from eoembed.errors import ConfigError, SpecError
-from eoembed.evaluate import METRIC_COLUMNS, benchmark, run_benchmarks, spatial_blocks
+from eoembed.evaluate import EARTH_RADIUS_KM
+from eoembed.evaluate import METRIC_COLUMNS, benchmark, buffered_folds, run_benchmarks, spatial_blocks
 
 
 def test_blocks_keep_neighbours_together_and_far_points_apart():
@@ -115,13 +116,18 @@ def test_run_benchmarks_tsvs(tmp_path):
                              models={"regression": ("ridge",), "classification": ("logistic",)}, n_splits=3)
     back = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
     assert list(back.columns) == list(METRIC_COLUMNS)
-    assert len(back) == len(metrics) == 4
+    assert len(back) == len(metrics) == 8  # 2 targets x 2 metrics, for the model and the baseline
+    assert set(back.model) == {"toy", "baseline"}
+    assert set(back[back.model == "baseline"].estimator) == {"mean", "majority"}
+    back = back[back.model == "toy"]
     reg = back[back.target == "height"]
     assert set(reg.metric) == {"r2", "rmse"} and (reg.n_items == 58).all()
     assert reg[reg.metric == "r2"]["mean"].iloc[0] > 0.8
     cls = back[back.target == "cls"]
     assert set(cls.metric) == {"accuracy", "macro_f1"} and (cls.n_items == 59).all()
     pred = pd.read_csv(tmp_path / "pred.tsv", sep="\t")
+    assert set(pred.model) == {"toy", "baseline"}
+    pred = pred[pred.model == "toy"]
     assert "p0" not in set(pred.roi_id)
     assert "p1" not in set(pred[pred.target == "height"].roi_id)
     assert "p1" in set(pred[pred.target == "cls"].roi_id)
@@ -131,3 +137,63 @@ def test_run_benchmarks_tsvs(tmp_path):
     with pytest.raises(ConfigError, match="biomass"):
         run_benchmarks({"toy": path}, labels, [{"column": "biomass", "task": "regression"}], 100.0,
                        tmp_path / "x.tsv", tmp_path / "y.tsv")
+
+
+def _export(path, ids, lon, lat, X, status=None):
+    gpd.GeoDataFrame({"roi_id": ids, "status": status or ["ok"] * len(ids),
+                      "embedding": [row.astype(np.float32) for row in X]},
+                     geometry=gpd.points_from_xy(lon, lat).buffer(0.0005), crs="EPSG:4326").to_parquet(path)
+    return path
+
+
+def test_planted_pair_across_a_block_edge_never_straddles_train_and_test():
+    # 50 km blocks; a pair 10 m apart straddling a block edge, among points spread over ~500 km
+    rng = np.random.default_rng(2)
+    lon = list(rng.uniform(0, 5, 60))
+    lat = list(rng.uniform(0, 5, 60))
+    edge_deg = np.degrees(50.0 / EARTH_RADIUS_KM)  # x = R * radians(lon) at the equator: edge at 50 km
+    lon += [edge_deg - 0.00005, edge_deg + 0.00005]
+    lat += [0.0001, 0.0001]
+    groups = spatial_blocks(lon, lat, 50.0)
+    a, b = len(lon) - 2, len(lon) - 1
+    assert groups[a] != groups[b]  # the blocks alone would let them straddle
+    unbuffered = buffered_folds(lon, lat, groups, n_splits=5, seed=0)
+    assert any((a in test and b in train) or (b in test and a in train) for train, test in unbuffered)
+    for train, test in buffered_folds(lon, lat, groups, n_splits=5, seed=0, buffer_km=1.0):
+        assert not ((a in test and b in train) or (b in test and a in train))
+        # and no training item is within 1 km of any test item
+        tl, tt = np.radians(np.c_[np.asarray(lon)[train], np.asarray(lat)[train]]), np.radians(
+            np.c_[np.asarray(lon)[test], np.asarray(lat)[test]])
+        d = EARTH_RADIUS_KM * np.hypot((tl[:, None, 0] - tt[None, :, 0]) * np.cos(tl[:, None, 1]),
+                                       tl[:, None, 1] - tt[None, :, 1])
+        assert d.min() > 1.0
+    with pytest.raises(SpecError, match="buffer_km"):
+        buffered_folds(lon, lat, groups, n_splits=5, seed=0, buffer_km=5000.0)
+
+
+def test_models_share_items_and_folds_and_a_baseline_row(tmp_path):
+    lon, lat, X, y = _synthetic(n=60, seed=7)
+    ids = [f"p{i}" for i in range(len(y))]
+    status_b = ["ok"] * len(ids)
+    status_b[3] = status_b[10] = "failed"  # model b lost two items: a is scored without them too
+    pa = _export(tmp_path / "a.parquet", ids, lon, lat, X)
+    pb = _export(tmp_path / "b.parquet", ids, lon, lat, X[:, :2] + 1.0, status_b)
+    labels = pd.DataFrame({"roi_id": ids, "height": y})
+    metrics = run_benchmarks({"a": pa, "b": pb}, labels, [{"column": "height", "task": "regression"}],
+                             block_km=100.0, out_metrics_tsv=tmp_path / "m.tsv", out_predictions_tsv=tmp_path / "p.tsv",
+                             models={"regression": ("ridge",)}, n_splits=3, buffer_km=2.0)
+    assert set(metrics.model) == {"a", "b", "baseline"} and set(metrics.n_items) == {58}
+    pred = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    per_model = {m: p.sort_values("roi_id") for m, p in pred.groupby("model")}
+    assert {"p3", "p10"}.isdisjoint(pred.roi_id)
+    for m in ("b", "baseline"):  # same items, same folds
+        np.testing.assert_array_equal(per_model[m][["roi_id", "fold"]].to_numpy(),
+                                      per_model["a"][["roi_id", "fold"]].to_numpy())
+    r2 = metrics[metrics.metric == "r2"].set_index("model")
+    assert r2.loc["a", "mean"] > 0.8 and r2.loc["baseline", "mean"] < 0.05  # mean predictor: r2 <= 0
+    sem = r2.loc["a", "sem"]
+    assert sem == pytest.approx(r2.loc["a", "std"] / np.sqrt(r2.loc["a", "n_folds"]))
+    _export(pb, ids, lon, lat, X[:, :2], ["failed"] * len(ids))
+    with pytest.raises(ConfigError, match="every compared model"):
+        run_benchmarks({"a": pa, "b": pb}, labels, [{"column": "height", "task": "regression"}], 100.0,
+                       tmp_path / "m.tsv", tmp_path / "p.tsv")

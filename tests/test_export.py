@@ -15,7 +15,7 @@ from pyproj import CRS
 
 from eoembed.chunkio import write_chunk
 from eoembed.errors import ConfigError, SpecError
-from eoembed.export import export_geoparquet, export_grid_netcdf, export_netcdf, open_grid
+from eoembed.export import export_geoparquet, export_grid_netcdf, export_netcdf, export_pooled, open_grid
 from eoembed.grid import grid_for
 from eoembed.specs import BBox, PointBuffer, TemporalSpec
 
@@ -144,7 +144,10 @@ def test_netcdf_cf(tmp_path, chunks):
         assert str(ds.time_end.sel(roi="a1").values)[:10] == "2022-01-01"
         assert ds.attrs["Conventions"] == "CF-1.8"
         assert json.loads(ds.attrs["model_card"])["dims"] == DIMS
-        assert json.loads(ds.attrs["request"])["a2"]["temporal"]["start"] == "2022-03-01"
+        assert json.loads(str(ds.request.sel(roi="a2").values))["temporal"]["start"] == "2022-03-01"
+        assert "request" not in ds.attrs  # per ROI, a variable: no global attribute growing with the table
+        assert ds.attrs["featureType"] == "point"
+        assert set(ds.provenance_warning.values) == {""}  # both chunks agree
         assert json.loads(ds.attrs["weights_sha256"]) == {"w.pt": "ab" * 32}
         assert "export_netcdf" in ds.attrs["history"]
     with netCDF4.Dataset(out) as nc:  # raw CF attributes, as a CF reader sees them
@@ -186,3 +189,29 @@ def test_grid_netcdf_groups_and_coords(tmp_path, chunks):
         assert ds.attrs["cell_size_m"] == pytest.approx(20.0)
     with pytest.raises(SpecError, match="a3"):
         open_grid(out, "a3")  # the failed item has no group
+
+
+def test_provenance_is_merged_over_chunks_and_disagreement_flagged(tmp_path):
+    """Three chunks; the last ran with other weights and another numpy: the export reports the
+    majority, lists the disagreement and flags that chunk's items."""
+    paths = []
+    for k, prefix in enumerate("abc"):
+        items, records, meta = make_items(prefix=prefix, seed=k)
+        if prefix == "c":
+            meta = {**meta, "weights_sha256": {"w.pt": "cd" * 32}, "versions": {**meta["versions"], "numpy": "0.0"}}
+        write_chunk(tmp_path / f"{prefix}.npz", items, records, meta)
+        paths.append(tmp_path / f"{prefix}.npz")
+    export_pooled(paths, tmp_path / "e.parquet", tmp_path / "e.nc")
+    prov = json.loads(pq.read_schema(tmp_path / "e.parquet").metadata[b"eoembed"])
+    assert prov["weights_sha256"] == {"w.pt": "ab" * 32}
+    assert set(prov["provenance_disagreements"]) == {"weights_sha256", "versions"}
+    assert prov["provenance_disagreements"]["weights_sha256"][json.dumps({"w.pt": "cd" * 32})] == ["c"]
+    gdf = gpd.read_parquet(tmp_path / "e.parquet").set_index("roi_id")
+    warned = gdf["provenance_warning"].dropna()
+    assert sorted(warned.index) == ["c1", "c2"]
+    assert "weights_sha256" in warned.iloc[0] and "versions" in warned.iloc[0]
+    with xr.open_dataset(tmp_path / "e.nc") as ds:
+        assert json.loads(ds.attrs["weights_sha256"]) == {"w.pt": "ab" * 32}
+        assert "weights_sha256" in json.loads(ds.attrs["provenance_disagreements"])
+        flagged = {str(r) for r, w in zip(ds.roi.values, ds.provenance_warning.values) if w}
+        assert flagged == {"c1", "c2", "c3"}  # the failed item c3 is in the NetCDF too

@@ -134,3 +134,19 @@ def test_report_html(tmp_path, metrics_tsv, predictions_tsv):
     assert "random_forest" in page and "0.700 \u00b1 0.050" in page  # metrics table
     assert "numpy" in page  # versions
     assert "src=\"http" not in page and "href=\"http" not in page  # self-contained
+
+
+def test_report_html_joins_metric_tables(tmp_path, metrics_tsv):
+    chunk = tmp_path / "chunk.npz"
+    write_fixture_chunk(chunk, model="m1")
+    summary = tmp_path / "summary.json"
+    aggregate({"embed": [chunk]}, tmp_path / "manifest.tsv", summary, wall_time_s=1.0)
+    retrieval = tmp_path / "retrieval.tsv"
+    pd.DataFrame([("m1", "cls", "retrieval", "cosine_knn", "precision_at_5", 0.625, 0.125, 0, 40)],
+                 columns=["model", "target", "task", "estimator", "metric", "mean", "std", "n_folds",
+                          "n_items"]).to_csv(retrieval, sep="\t", index=False)
+    out = tmp_path / "r.html"
+    write_report(summary, [metrics_tsv, retrieval, tmp_path / "absent.tsv"], [], out)
+    page = out.read_text(encoding="utf-8")
+    assert "0.700 \u00b1 0.050" in page  # from metrics.tsv
+    assert re.search(r"<td>precision_at_5</td><td class=\"num\">0.625 \u00b1 0.125</td>", page)

@@ -180,3 +180,21 @@ def test_contract_check_catches_a_model_that_preps_itself(tmp_path: Path) -> Non
     tree = ast.parse(code)
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert names & FORBIDDEN_ATTRS == {"band_data"}
+
+
+def test_per_image_minmax_and_clip_are_declared_and_applied() -> None:
+    comp = coordinate_composite(50.0)  # 10 x 10 px of eastings / northings
+    comp.valid[0, 0, 0] = False  # an invalid pixel takes no part in the min/max
+    comp.data[0, :, 0, 0] = 1e9
+    base = InputSpec("s2", ("sentinel-2-l2a",), ("B02", "B03"), (BandNorm(), BandNorm()))
+    x, miss = normalise(comp, InputSpec(**{**base.__dict__, "per_image": "minmax"}))
+    ok = ~miss[0]
+    vals = comp.data[0][:, ok].astype(np.float64)
+    lo, hi = vals.min(), vals.max()
+    np.testing.assert_allclose(x[0][:, ok], (vals - lo) / (hi - lo), atol=1e-6)
+    assert x[0][:, ok].min() == 0.0 and x[0][:, ok].max() == pytest.approx(1.0)
+    clipped, _ = normalise(comp, InputSpec(**{**base.__dict__, "norm": (BandNorm(float(np.median(comp.data[0, 0])), 10.0),
+                                                                      BandNorm()), "clip": (-1.0, 1.0)}))
+    assert clipped[0, 0].min() == -1.0 and clipped[0, 0].max() == 1.0 and clipped[0, 1].max() == 1.0
+    with pytest.raises(Exception, match="per_image"):
+        InputSpec(**{**base.__dict__, "per_image": "zscore"})

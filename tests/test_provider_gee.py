@@ -115,3 +115,18 @@ def test_config_errors():
     assert desc["auth"] == "service_account_key" and "key.json" not in json.dumps(desc)
     with pytest.raises(ConfigError, match="credentials could not be loaded"):
         GeeProvider(project="p", service_account_key="/nonexistent/key.json").initialise()
+
+
+def test_input_cache_key_holds_frames_and_compositing_for_gee_only(tmp_path):
+    """Earth Engine composites server side: its cached stacks depend on frames and compositing."""
+    from eoembed.items import Request
+    from eoembed.pipeline import fetch_cache_path
+    from eoembed.providers.local import LocalProvider
+
+    req = Request("r1", ROI, WINDOW)
+    median1 = SensorSpec(bands=("B02",), frames=1)
+    mosaic12 = SensorSpec(bands=("B02",), frames=12, composite="mosaic")
+    gee = GeeProvider(project="p", credentials=object())
+    assert fetch_cache_path(tmp_path, req, median1, gee) != fetch_cache_path(tmp_path, req, mosaic12, gee)
+    local = LocalProvider(tmp_path / "index.json")
+    assert fetch_cache_path(tmp_path, req, median1, local) == fetch_cache_path(tmp_path, req, mosaic12, local)

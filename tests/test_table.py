@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from eoembed import TableError
-from eoembed.table import chunk_members, load_table, to_requests
+from eoembed.table import load_table, to_requests
 
 HEADER = "roi_id\tlon\tlat\tbuffer_m\tminlon\tminlat\tmaxlon\tmaxlat\tyear\tstart\tend\tcrop\n"
 GOOD = "ok1\t5\t52\t100\t\t\t\t\t2022\t\t\twheat\nbox1\t\t\t\t5\t52\t5.1\t52.1\t\t2021-03-01\t2021-09-01\tmaize\n"
@@ -69,14 +69,6 @@ def test_missing_id_column_and_empty_table(tmp_path):
     p.write_text("roi_id\tlon\n")
     with pytest.raises(TableError, match="no rows"):
         load_table(p)
-
-
-def test_chunks_follow_row_order_and_appending_keeps_earlier_chunks():
-    ids = [f"r{i}" for i in range(10)]
-    chunks = chunk_members(ids, 4)
-    assert list(chunks.values()) == [ids[0:4], ids[4:8], ids[8:10]]
-    more = chunk_members(ids + ["r10", "r11", "r12"], 4)
-    assert more["c00000"] == chunks["c00000"] and more["c00001"] == chunks["c00001"]
 
 
 def test_validation_is_vectorised_enough_for_100k_rows(tmp_path):

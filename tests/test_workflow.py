@@ -12,6 +12,7 @@ import xarray as xr
 from eoembed.chunkio import read_chunk
 from eoembed.export import read_geoparquet_metadata
 from eoembed.export_grid import open_grid
+from eoembed.chunks import chunk_count, chunk_members
 from workflow_helpers import job_counts, make_imagery, make_rois, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -34,12 +35,19 @@ def demo_run(imagery, tmp_path_factory):
     return work, first
 
 
+def chunk_of(work, roi_id):
+    """The chunk holding ``roi_id`` in a finished run (from its frozen chunk count)."""
+    n = json.loads((work / "results/chunks.json").read_text())["n_chunks"]
+    return next(c for c, members in chunk_members([roi_id], n).items())
+
+
 def test_outputs_are_complete_and_self_describing(demo_run, imagery):
     work, _ = demo_run
     rois = pd.read_csv(imagery[1], sep="\t")
     manifest = pd.read_csv(work / "results/manifest/items.tsv", sep="\t")
     assert len(manifest) == 2 * len(rois)
     assert set(manifest["status"]) <= {"ok", "partial"}, manifest[["roi_id", "model", "status", "error"]]
+    assert (manifest["status"] == "ok").mean() >= 0.5, manifest[["roi_id", "model", "status", "error"]]
     for model, dims in (("spectral", None), ("mosaiks", 32)):
         gdf = gpd.read_parquet(work / f"results/export/{model}/embeddings.parquet")
         assert gdf.crs.to_epsg() == 4326
@@ -63,7 +71,8 @@ def test_outputs_are_complete_and_self_describing(demo_run, imagery):
         np.testing.assert_array_equal(ds["embedding"].sel(roi=row.name).values, by_id[row.name])
         ds.close()
 
-        grid = open_grid(work / f"results/export/{model}/grid/c00000.nc", rois["roi_id"].iloc[0])
+        first = rois["roi_id"].iloc[0]
+        grid = open_grid(work / f"results/export/{model}/grid/{chunk_of(work, first)}.nc", first)
         assert grid["embedding"].dims[1:] == ("y", "x")
         assert grid["x"].attrs.get("units") in ("m", "metre", "meter")
         assert np.diff(grid["x"].values)[0] == pytest.approx(80.0)
@@ -78,9 +87,13 @@ def test_outputs_are_complete_and_self_describing(demo_run, imagery):
     assert len(chunks) > 1 and {read_chunk(c)[2]["weights_sha256"]["filter_bank"] for c in chunks} == {bank_sha}
 
     summary = json.loads((work / "results/manifest/summary.json").read_text())
-    assert summary  # counts per model/status
+    assert summary["totals"]["all"] == 2 * len(rois) and summary["totals"]["failed"] == 0
+    for model in ("spectral", "mosaiks"):
+        assert sum(summary["counts"][model].values()) == len(rois)
+        assert summary["counts"][model]["ok"] == int(((manifest.model == model) & (manifest.status == "ok")).sum())
     metrics = pd.read_csv(work / "results/benchmark/metrics.tsv", sep="\t")
-    assert set(metrics["model"]) == {"spectral", "mosaiks"}
+    assert set(metrics["model"]) == {"spectral", "mosaiks", "baseline"}
+    assert metrics.groupby("model")["n_items"].max().nunique() == 1  # every model on the same items
     assert {"r2", "rmse"} <= set(metrics["metric"])
     for fig in ("metrics.png", "pred_vs_true.png", "pca_rgb.png"):
         assert (work / "results/figures" / fig).stat().st_size > 5000
@@ -106,7 +119,8 @@ def test_dry_run_three_models_sharing_a_sensor_fetch_once_per_chunk(imagery, tmp
                          "presto": {"sensor": "s2_frames"}})
     dry = snakemake(tmp_path, "-n")
     counts = job_counts(dry.stdout)
-    n_chunks = -(-len(pd.read_csv(rois, sep="\t")) // 3)
+    n_chunks = len(chunk_members(pd.read_csv(rois, sep="\t")["roi_id"].tolist(), chunk_count(3, 9)))
+    assert n_chunks >= 2
     assert counts["fetch"] == n_chunks
     assert counts["composite"] == 2 * n_chunks
     assert counts["embed"] == 3 * n_chunks
@@ -134,7 +148,13 @@ def test_api_gives_the_same_embeddings_as_the_workflow(demo_run, imagery):
 
     work, _ = demo_run
     index, rois = imagery
-    reqs = to_requests(load_table(rois))[:3]
+    # one whole chunk, in its order: the workflow embedded exactly this batch (float results of a
+    # batched model may differ in the last bits with another batch composition)
+    table = load_table(rois)
+    members = max(chunk_members(table["roi_id"].tolist(),
+                                json.loads((work / "results/chunks.json").read_text())["n_chunks"]).values(), key=len)
+    reqs = to_requests(table, [table["roi_id"].tolist().index(r) for r in members])
+    assert len(reqs) >= 2
     sensor = SensorSpec(bands=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
                         scale_m=10, cloudy_pct=100)
     for model, options in (("spectral", None), ("mosaiks", {"num_filters": 16})):

@@ -45,7 +45,9 @@ def test_failed_fetch_is_isolated_recorded_and_rerun_alone(tmp_path):
     shutil.move(backup, broken)
     embed_files = sorted((work / "results/embed").rglob("*.npz"))
     before = {p: p.stat().st_mtime_ns for p in embed_files}
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # the CLI of this checkout (the venv's console script would import the installed eoembed)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     listed = subprocess.run([str(Path(sys.executable).parent / "eoembed"), "failed", "--config", "config.yaml"],
                             cwd=work, capture_output=True, text=True, env=env, check=True).stdout.split()
     assert len(listed) == 1 and listed[0].startswith("results/fetch/")

@@ -8,14 +8,18 @@ import sys
 import time
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from eoembed.chunkio import read_chunk
 from eoembed.specs import PointBuffer
 from workflow_helpers import ROOT, make_imagery, make_rois, snakemake, write_config
 
 pytestmark = pytest.mark.slow
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +61,20 @@ def test_transient_failures_recover_and_permanent_ones_are_recorded(imagery, tmp
     assert len(merged) == len(others)
     assert (merged.status == merged.status_clean).all()
     assert (merged.embedding_sha256 == merged.embedding_sha256_clean).all()
+    # the API with the same faulty provider gives the workflow's vectors and failures
+    import eoembed
+    from eoembed.table import load_table, to_requests
+
+    reqs = to_requests(load_table(rois_path))
+    embs = eoembed.get_embeddings_batch("spectral", reqs, output=eoembed.OutputSpec.pooled(),
+                                        sensor=eoembed.SensorSpec(bands=S2_BANDS, scale_m=10, cloudy_pct=100),
+                                        provider=yaml.safe_load((faulty / "config.yaml").read_text())["provider"])
+    gdf = gpd.read_parquet(faulty / "results/export/spectral/embeddings.parquet").set_index("roi_id")
+    for req, emb in zip(reqs, embs):
+        if req.roi_id in broken:
+            assert emb.meta["status"] == "failed" and "injected permanent failure" in emb.meta["error"]
+        else:
+            np.testing.assert_array_equal(emb.data, np.asarray(gdf.loc[req.roi_id, "embedding"], np.float32))
 
 
 def _temporaries(results: Path) -> list[Path]:

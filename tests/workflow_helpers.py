@@ -55,11 +55,11 @@ def write_config(workdir: Path, catalog: Path, rois: Path, models=("spectral", "
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real snakemake CLI of this environment on the project's Snakefile."""
+def snakemake(workdir: Path, *args: str, check: bool = True, root: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the real snakemake CLI of this environment on the Snakefile of ``root`` (this checkout)."""
     exe = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+    cmd = [exe, "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if check and proc.returncode != 0:
@@ -78,3 +78,30 @@ def job_counts(output: str) -> dict[str, int]:
         if m.group(1) != "total":
             counts[m.group(1)] = int(m.group(2))
     return counts
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """The jobs a dry run lists: ``(rule, wildcards)`` per job, from its ``rule X:`` blocks."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            jobs.append((m.group(1), {}))
+            continue
+        m = re.match(r"^wildcards: (.*)$", line.strip())
+        if m and jobs:
+            jobs[-1][1].update(dict(kv.split("=", 1) for kv in m.group(1).split(", ")))
+    return jobs
+
+
+def copy_checkout(dest: Path) -> Path:
+    """A copy of this checkout's workflow (Snakefile, rules, scripts, envs, config, src) to edit
+    library code in a test without touching the real one."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "rules", "scripts", "envs", "config", "src", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest

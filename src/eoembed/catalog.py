@@ -176,14 +176,15 @@ def _footprint(crs: str, bounds: tuple[float, float, float, float]) -> tuple[dic
 
 
 def _asset(href: str, shape: tuple[int, int], transform, dtype: str, nodata: float | None, res: float,
-           title: str, roles: list[str], scale: float | None, unit: str | None = None) -> dict:
+           title: str, roles: list[str], scale: float | None, offset: float = 0.0,
+           unit: str | None = None) -> dict:
     band: dict[str, Any] = {"data_type": dtype, "spatial_resolution": res}
     if unit:
         band["unit"] = unit
     if nodata is not None:
         band["nodata"] = nodata
     if scale is not None:
-        band.update(scale=scale, offset=0.0)
+        band.update(scale=scale, offset=offset)
     return {"href": href, "type": _COG_MEDIA_TYPE, "title": title, "roles": roles,
             "proj:shape": [int(shape[0]), int(shape[1])], "proj:transform": list(transform)[:6],
             "raster:bands": [band]}
@@ -222,7 +223,7 @@ def _qa_raster(data: np.ndarray, nodata: float | None, crs, transform, qa_res: f
 
 def _multiband_assets(path: Path, data: np.ndarray, transform, nodata, res: float,
                       band_names: tuple[str, ...], coll: Collection, qa: int | None,
-                      units: str | None) -> dict[str, dict]:
+                      units: str | None, offset: float = 0.0) -> dict[str, dict]:
     """Assets of ``split=False``: every band points at band ``i + 1`` of the user's file; the
     constant quality band is virtual (no file)."""
     from eoembed.providers.reader import BAND_INDEX, CONSTANT
@@ -232,7 +233,7 @@ def _multiband_assets(path: Path, data: np.ndarray, transform, nodata, res: floa
         asset = _asset(str(path), data.shape[1:], transform, data.dtype.name, nodata, res,
                        f"{band} (band {i + 1} of {path.name})",
                        ["data", "backscatter" if coll.is_sar else "reflectance"],
-                       coll.scale if coll.scale != 1.0 else None, units)
+                       coll.scale if coll.scale != 1.0 else None, offset=offset, unit=units)
         asset["type"] = "image/tiff; application=geotiff"
         assets[band] = {**asset, BAND_INDEX: i + 1}
     if qa is not None:
@@ -273,11 +274,28 @@ def _crs_props(crs) -> dict[str, Any]:
     return {"proj:code": None, "proj:wkt2": crs.to_wkt()}
 
 
+def _baseline_offset(baseline: str | None, coll: Collection) -> float:
+    """``raster:bands`` offset (reflectance) of a Sentinel-2 L2A processing baseline."""
+    if baseline is None:
+        return 0.0
+    from eoembed.providers.presets import S2_BOA_ADD_OFFSET
+
+    try:
+        value = float(str(baseline).strip())
+    except ValueError:
+        value = None
+    if coll.id != "sentinel-2-l2a" or value is None:
+        raise ConfigError(f"processing_baseline={baseline!r} is invalid: allowed a Sentinel-2 L2A "
+                          f"baseline such as '04.00' (collection {coll.id!r})")
+    return round(S2_BOA_ADD_OFFSET * coll.scale, 9) if value >= 4.0 else 0.0
+
+
 def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLike, *,
                   bands: Sequence[str], datetime: DateLike | Sequence[DateLike],
                   collection: str = "sentinel-2-l2a", qa_value: int | None = None,
                   item_ids: Sequence[str] | None = None, cloud_cover: float | None = None,
-                  units: str | None = None, split: bool = True) -> Path:
+                  units: str | None = None, processing_baseline: str | None = None,
+                  split: bool = True) -> Path:
     """Write a STAC ItemCollection for local (multi-band) GeoTIFFs, readable by ``LocalProvider``.
 
     Every file becomes one item; each of its bands is written as a single-band COG
@@ -303,6 +321,11 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         units: SAR collections: what the files hold, ``"dB"`` or ``"linear"`` (power); written as
             ``raster:bands[].unit`` so the providers convert dB to linear power. Default: the
             collection's ``source_units``.
+        processing_baseline: Sentinel-2 L2A only: the ESA processing baseline of the files'
+            digital numbers (e.g. ``"04.00"``). It is recorded as ``s2:processing_baseline``
+            and as the assets' ``raster:bands`` offset (-0.1 reflectance = -1000 DN from 04.00
+            on), which the providers remove. ``None`` records offset 0: the values are taken
+            as already free of the offset (harmonized data, e.g. exported from Earth Engine).
         split: ``True`` (default): write the single-band COGs described above (readable by any
             STAC tool, e.g. odc-stac). ``False``: write no pixels at all: each band's asset
             points at the user's file itself (absolute href) with ``eoembed:band_index`` naming
@@ -343,6 +366,7 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     elif (isinstance(cloud_cover, bool) or not isinstance(cloud_cover, (int, float))
           or not 0 <= cloud_cover <= 100):
         raise ConfigError(f"cloud_cover={cloud_cover!r} is invalid: allowed a number in [0, 100]")
+    offset = _baseline_offset(processing_baseline, coll)
     out = Path(out_json).expanduser().absolute()
     root = out.parent
 
@@ -355,14 +379,15 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         tags = {"source": str(path), "written_by": "eoembed.catalog.build_catalog"}
         assets: dict[str, dict] = {}
         if not split:
-            assets = _multiband_assets(path, data, transform, nodata, res, band_names, coll, qa, units)
+            assets = _multiband_assets(path, data, transform, nodata, res, band_names, coll, qa, units,
+                                       offset)
         for i, band in enumerate(band_names if split else ()):
             rel = f"{item_id}/{band}.tif"
             write_band_cog(root / rel, data[i], crs, transform, nodata, band, "average", tags=tags)
             assets[band] = _asset(rel, data.shape[1:], transform, data.dtype.name, nodata, res,
                                   f"{band} (band {i + 1} of {path.name})",
                                   ["data", "backscatter" if coll.is_sar else "reflectance"],
-                                  coll.scale if coll.scale != 1.0 else None, units)
+                                  coll.scale if coll.scale != 1.0 else None, offset, units)
         if qa is not None and split:
             qa_res = _QA_GSD_M.get(coll.qa_band, res)
             raw, fill = _qa_raw(qa, coll)
@@ -378,6 +403,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
                                  "eoembed:source": str(path)}
         if cloud_cover is not None:
             props["eo:cloud_cover"] = float(cloud_cover)
+        if processing_baseline is not None:
+            props["s2:processing_baseline"] = str(processing_baseline)
         if qa is not None:
             props["eoembed:qa"] = (f"constant {coll.qa_band}={qa} written by eoembed.catalog "
                                    "(assumed cloud-free)")

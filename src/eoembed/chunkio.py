@@ -127,3 +127,10 @@ def read_chunk(path: str | os.PathLike) -> tuple[dict[str, dict[str, np.ndarray]
             roi, name = key.split("/", 1)
             items.setdefault(roi, {})[name] = npz[key]
     return items, payload["records"], payload["chunk"]
+
+
+def read_chunk_records(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Only the records and chunk metadata of a chunk file (no array is read); ``(records, meta)``."""
+    with np.load(path, allow_pickle=False) as npz:
+        payload = json.loads(npz[META_KEY].tobytes().decode())
+    return payload["records"], payload["chunk"]

@@ -9,6 +9,7 @@ Commands:
     failed                 list the stage files a rerun of failed items would recompute
     rerun-failed [ARGS]    run snakemake recomputing only failed items (ARGS go to snakemake)
     inspect                what a provider returns for one ROI (scenes, cloud, valid fraction, quick-look)
+    similar                the ROIs whose embeddings are most similar to one ROI's (cosine)
 """
 
 from __future__ import annotations
@@ -123,6 +124,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_similar(args: argparse.Namespace) -> int:
+    from eoembed.retrieval import similar
+
+    parquet = args.parquet or str(Path(args.results) / "export" / args.model / "embeddings.parquet")
+    if not Path(parquet).exists():
+        raise EoembedError(f"no export of model {args.model!r} at {parquet}: run the workflow first "
+                           "(snakemake --cores N) or pass --parquet")
+    hits = similar(parquet, args.roi, k=args.k, block_km=args.block_km, method=args.method)
+    print(hits.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eoembed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     from eoembed.inspect import add_cli as add_inspect
 
     add_inspect(sub)
+    s = sub.add_parser("similar", help="ROIs most similar to one ROI (cosine of pooled embeddings)")
+    s.add_argument("--model", required=True, help="model id (its export under RESULTS/export/MODEL)")
+    s.add_argument("--roi", required=True, help="roi_id of the query")
+    s.add_argument("-k", type=int, default=10, help="neighbours to list (default 10)")
+    s.add_argument("--results", default="results", help="the workflow's results directory")
+    s.add_argument("--parquet", default=None, help="an embeddings.parquet export (overrides --results)")
+    s.add_argument("--block-km", type=float, default=None,
+                   help="exclude ROIs in the query's spatial block of this size (km)")
+    s.add_argument("--method", choices=["auto", "exact", "ann"], default="auto",
+                   help="exact cosine, faiss HNSW (ann) or auto (ann for large tables)")
+    s.set_defaults(fn=_cmd_similar)
     for name, fn in (("failed", _cmd_failed), ("rerun-failed", _cmd_rerun_failed)):
         s = sub.add_parser(name, help="failed items: list / recompute them")
         s.add_argument("--config", default="config/config.yaml")

@@ -1,14 +1,17 @@
 """Export embed-stage chunk files to self-describing GeoParquet and CF-1.8 NetCDF.
 
 Both exports take the chunk files of **one model** (``write_chunk`` output of the embed stage)
-and write one file atomically (temporary file + rename):
+and write one file atomically (temporary file + rename), streamed one chunk file at a time
+(:mod:`eoembed.export_pooled`):
 
 * :func:`export_geoparquet` — one row per ``ok``/``partial`` item with its ROI polygon
-  (EPSG:4326), time window, pooled embedding (``list<float32>``) and provenance; the model
-  card, options, weights sha256 and versions are in the Parquet schema metadata (key ``eoembed``).
-* :func:`export_netcdf` — a CF-1.8 dataset ``embedding(roi, dim)`` with centroid coordinates,
-  a WGS84 ``crs`` grid mapping and the full requests in the global attributes. Failed items are
-  kept (all-NaN rows) so ``status`` tells the whole story.
+  (EPSG:4326), time window, pooled embedding (``list<float32>``) and ``provenance_warning``; the
+  provenance merged over all chunks (model card, options, weights sha256, versions, code, and
+  any disagreement) is in the Parquet schema metadata (key ``eoembed``).
+* :func:`export_netcdf` — a CF-1.8 point collection ``embedding(roi, dim)`` with centroid
+  coordinates, a WGS84 ``crs`` grid mapping, per-ROI ``request`` (JSON) and ``status``, and the
+  merged provenance in the global attributes. Failed items are kept (all-NaN rows) so
+  ``status`` tells the whole story.
 
 Per-ROI grid embeddings (one NetCDF group per ROI) live in :mod:`eoembed.export_grid`; they are
 also importable from here as ``export_grid_netcdf`` and ``open_grid``.
@@ -148,7 +151,11 @@ def history_line(action: str, n_items: int, n_files: int, versions: dict[str, An
             f"from {n_files} chunk file(s)")
 
 
-# ------------------------------------------------------------------ GeoParquet
+# ------------------------------------------------------------------ pooled exports (streamed)
+
+
+def _history(action: str, scan: dict[str, Any], n_items: int, n_files: int) -> str:
+    return history_line(action, n_items, n_files, scan["provenance"].get("versions") or {})
 
 
 def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | os.PathLike) -> int:
@@ -156,64 +163,19 @@ def export_geoparquet(chunk_paths: Iterable[str | os.PathLike], out_path: str | 
 
     Columns: ``roi_id``, ``geometry`` (ROI polygon, EPSG:4326), ``start``/``end`` (dates; the
     window is ``[start, end)``), ``embedding`` (``list<float32>``), ``model``, ``request_key``,
-    ``status``, ``valid_fraction`` (mean over frames), ``dims``. Schema metadata ``eoembed``
-    holds the JSON provenance (model card, options, weights sha256, sensor, versions).
-
-    Args:
-        chunk_paths: Embed-stage chunk files of a single model.
-        out_path: Destination ``.parquet``.
+    ``status``, ``valid_fraction`` (mean over frames), ``dims``, ``provenance_warning`` (set when
+    the item's chunk disagrees with the merged provenance). Schema metadata ``eoembed`` holds the
+    provenance merged over all chunks (:func:`eoembed.export_pooled.merge_provenance`). Written
+    one chunk file at a time (:mod:`eoembed.export_pooled`).
 
     Returns:
         Number of rows written.
     """
+    from eoembed.export_pooled import scan_chunks, write_geoparquet
+
     paths = [os.fspath(p) for p in chunk_paths]
-    return _write_geoparquet(list(iter_items(paths)), len(paths), out_path)
-
-
-def _write_geoparquet(items: list[ChunkItem], n_files: int, out_path: str | os.PathLike) -> int:
-    import geopandas as gpd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows: list[dict[str, Any]] = []
-    geoms = []
-    meta: dict[str, Any] = {}
-    for item in items:
-        meta = meta or item.meta
-        vec = pooled_vector(item)
-        if item.record.get("status") not in EXPORT_STATUSES or vec is None:
-            continue
-        start, end = time_window(item.record)
-        rows.append({"roi_id": item.roi_id, "start": start, "end": end, "embedding": vec,
-                     "model": item.record.get("model") or item.meta.get("model"),
-                     "request_key": item.record.get("request_key"), "status": item.record["status"],
-                     "valid_fraction": mean_valid_fraction(item.record), "dims": int(vec.size)})
-        geoms.append(item_geometry(item.record))
-    columns = ["roi_id", "start", "end", "embedding", "model", "request_key", "status",
-               "valid_fraction", "dims"]
-    gdf = gpd.GeoDataFrame(rows, columns=columns, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"))
-    prov = provenance(meta)
-    prov["history"] = history_line("export_geoparquet", len(rows), n_files, prov["versions"] or {})
-
-    with atomic_output(out_path, ".parquet") as tmp_out:
-        # geopandas writes the GeoParquet 'geo' metadata to a scratch file beside the output;
-        # we then fix the embedding type and add ours
-        tmp_geo = tmp_out.with_name(tmp_out.name + ".geo")
-        try:
-            gdf.to_parquet(tmp_geo, index=False)
-            table = pq.read_table(tmp_geo)
-        finally:
-            tmp_geo.unlink(missing_ok=True)
-        types = {"roi_id": pa.string(), "start": pa.date32(), "end": pa.date32(),
-                 "embedding": pa.list_(pa.float32()), "model": pa.string(), "request_key": pa.string(),
-                 "status": pa.string(), "valid_fraction": pa.float64(), "dims": pa.int32()}
-        for name, typ in types.items():  # explicit types, also when there are no rows
-            column = pa.array([r[name] for r in rows], type=typ)
-            table = table.set_column(table.schema.get_field_index(name), name, column)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               META_KEY.encode(): json_attr(prov).encode()})
-        pq.write_table(table, tmp_out)
-    return len(rows)
+    scan = scan_chunks(paths)
+    return write_geoparquet(paths, scan, out_path, _history("export_geoparquet", scan, scan["n_items"], len(paths)))
 
 
 def read_geoparquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -224,104 +186,36 @@ def read_geoparquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(md.get(META_KEY.encode(), b"{}"))
 
 
-# ------------------------------------------------------------------ NetCDF (pooled)
-
-
 def export_netcdf(chunk_paths: Iterable[str | os.PathLike], out_path: str | os.PathLike) -> int:
-    """Write one model's pooled embeddings as a CF-1.8 NetCDF file.
+    """Write one model's pooled embeddings as a CF-1.8 NetCDF point collection.
 
     Variables: ``embedding(roi, dim)`` float32 (NaN rows for failed items), coordinates ``roi``,
-    ``lon``/``lat`` (ROI centroid), ``time_start``/``time_end`` (window ``[start, end)``),
-    ``status``; ``crs`` (WGS84 ``latitude_longitude`` from pyproj ``CRS.to_cf()``) referenced by
-    ``embedding:grid_mapping``. Global attributes hold the model card, options, per-ROI
-    requests, versions and weights sha256 as JSON, plus ``history``.
-
-    Args:
-        chunk_paths: Embed-stage chunk files of a single model.
-        out_path: Destination ``.nc``.
+    ``lon``/``lat`` (ROI centroid), ``time_start``/``time_end`` (window ``[start, end)``); per ROI
+    ``status``, ``request`` (JSON) and ``provenance_warning``; ``crs`` (WGS84
+    ``latitude_longitude``) referenced by ``embedding:grid_mapping``. Global attributes:
+    ``featureType = point`` and the provenance merged over all chunks (model card, options,
+    versions, weights sha256, code, ``provenance_disagreements``), plus ``history``.
 
     Returns:
         Number of ROIs written.
     """
+    from eoembed.export_pooled import scan_chunks, write_netcdf
+
     paths = [os.fspath(p) for p in chunk_paths]
-    return _write_netcdf(list(iter_items(paths)), len(paths), out_path)
-
-
-def _write_netcdf(items: list[ChunkItem], n_files: int, out_path: str | os.PathLike) -> int:
-    import xarray as xr
-    from pyproj import CRS
-
-    meta = items[0].meta if items else {}
-    vectors = [pooled_vector(i) if i.record.get("status") in EXPORT_STATUSES else None for i in items]
-    sizes = {v.size for v in vectors if v is not None}
-    if len(sizes) > 1:
-        raise ConfigError(f"pooled embeddings have different sizes {sorted(sizes)}; allowed: one size")
-    dims = sizes.pop() if sizes else int((meta.get("card") or {}).get("dims") or 0)
-    data = np.full((len(items), dims), np.nan, dtype=np.float32)
-    for row, vec in enumerate(vectors):
-        if vec is not None:
-            data[row] = vec
-    lon = np.full(len(items), np.nan)
-    lat = np.full(len(items), np.nan)
-    starts, ends = [], []
-    for row, item in enumerate(items):
-        centroid = item.record.get("centroid")
-        if centroid is None:
-            geom = item_geometry(item.record)
-            centroid = (geom.centroid.x, geom.centroid.y) if geom is not None else (np.nan, np.nan)
-        lon[row], lat[row] = centroid
-        start, end = time_window(item.record)
-        starts.append(np.datetime64(start, "ns") if start else np.datetime64("NaT", "ns"))
-        ends.append(np.datetime64(end, "ns") if end else np.datetime64("NaT", "ns"))
-
-    prov = provenance(meta)
-    coords = {
-        "roi": ("roi", np.array([i.roi_id for i in items], dtype=object),
-                {"long_name": "region of interest id"}),
-        "lon": ("roi", lon, {"standard_name": "longitude", "long_name": "ROI centroid longitude",
-                             "units": "degrees_east"}),
-        "lat": ("roi", lat, {"standard_name": "latitude", "long_name": "ROI centroid latitude",
-                             "units": "degrees_north"}),
-        "time_start": ("roi", np.array(starts, dtype="datetime64[ns]"),
-                       {"long_name": "start of the time window (inclusive)"}),
-        "time_end": ("roi", np.array(ends, dtype="datetime64[ns]"),
-                     {"long_name": "end of the time window (exclusive)"}),
-        "status": ("roi", np.array([str(i.record.get("status")) for i in items], dtype=object),
-                   {"long_name": "item status", "comment": "one of ok, partial, failed"}),
-    }
-    crs_attrs = CRS("EPSG:4326").to_cf()
-    crs_attrs["spatial_ref"] = crs_attrs["crs_wkt"]
-    ds = xr.Dataset(
-        {"embedding": (("roi", "dim"), data,
-                       {"long_name": f"{prov['model']} pooled embedding", "units": "1",
-                        "grid_mapping": "crs"}),
-         "crs": ((), np.int32(0), crs_attrs)},
-        coords=coords,
-        attrs={"Conventions": "CF-1.8",
-               "title": f"eoembed pooled embeddings of model {prov['model']}",
-               "source": "eoembed embed stage",
-               "model": str(prov["model"]),
-               "model_card": json_attr(prov["card"]), "options": json_attr(prov["options"]),
-               "weights_sha256": json_attr(prov["weights_sha256"]), "sensor": json_attr(prov["sensor"]),
-               "request": json_attr({i.roi_id: i.record.get("request") for i in items}),
-               "versions": json_attr(prov["versions"]),
-               "history": history_line("export_netcdf", len(items), n_files, prov["versions"] or {})})
-    encoding = {"embedding": {"dtype": "float32", "_FillValue": np.float32(np.nan), "zlib": True},
-                "time_start": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"},
-                "time_end": {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}}
-    with atomic_output(out_path, ".nc") as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-    return len(items)
+    scan = scan_chunks(paths)
+    return write_netcdf(paths, scan, out_path, _history("export_netcdf", scan, scan["n_items"], len(paths)))
 
 
 def export_pooled(chunk_paths: Iterable[str | os.PathLike], parquet_path: str | os.PathLike,
                   netcdf_path: str | os.PathLike) -> int:
     """Both pooled exports of one model (:func:`export_geoparquet`, :func:`export_netcdf`),
-    reading the chunk files once. Returns the number of ROIs."""
+    streamed chunk by chunk with one scan of the records. Returns the number of ROIs."""
+    from eoembed.export_pooled import scan_chunks, write_geoparquet, write_netcdf
+
     paths = [os.fspath(p) for p in chunk_paths]
-    items = list(iter_items(paths))
-    _write_geoparquet(items, len(paths), parquet_path)
-    return _write_netcdf(items, len(paths), netcdf_path)
+    scan = scan_chunks(paths)
+    write_geoparquet(paths, scan, parquet_path, _history("export_geoparquet", scan, scan["n_items"], len(paths)))
+    return write_netcdf(paths, scan, netcdf_path, _history("export_netcdf", scan, scan["n_items"], len(paths)))
 
 
 def __getattr__(name: str) -> Any:

@@ -13,8 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eoembed.chunkio import atomic_output
 from eoembed.composite import make_composite
 from eoembed.errors import ConfigError
@@ -23,9 +21,6 @@ from eoembed.providers.base import Provider
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
 __all__ = ["add_cli", "inspect_roi", "quicklook"]
-
-RGB = ("B04", "B03", "B02")
-
 
 def _scene_rows(provider: Provider, spatial, temporal, sensor, stack) -> list[dict[str, Any]]:
     """Scenes with datetime and cloud cover when the provider can search, else the stack's ids."""
@@ -51,19 +46,10 @@ def quicklook(composite, out_png: str | Path, frame: int = 0) -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    names = [b for b in RGB if b in composite.bands]
-    bands = names if len(names) == 3 else [composite.bands[0]]
-    img = composite.band_data(bands)[frame].astype(np.float64)  # (c, y, x)
-    valid = composite.valid[frame]
-    if valid.any():
-        lo, hi = np.percentile(img[:, valid], [2, 98])
-    else:
-        lo, hi = 0.0, 1.0
-    img = np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
-    img[:, ~valid] = 0
-    rgb = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img
+    from eoembed.figures.quicklook import rgb_array
+
     with atomic_output(out_png, ".png") as tmp:
-        plt.imsave(tmp, np.ascontiguousarray(rgb.transpose(1, 2, 0)), format="png")
+        plt.imsave(tmp, rgb_array(composite, frame), format="png")
     return Path(out_png)
 
 

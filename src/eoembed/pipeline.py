@@ -14,18 +14,20 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eoembed.errors import ConfigError, EoembedError, ModelError
 from eoembed.grid import grid_for
 from eoembed.items import Composite, Request, Stack
-from eoembed.models.base import Embedder
 from eoembed.progress import Progress
 from eoembed.providers.base import Provider
 from eoembed.retry import call_with_retries
 from eoembed.specs import OutputSpec, SensorSpec, stable_key
+
+if TYPE_CHECKING:  # annotations only: fetch and composite do not run model code
+    from eoembed.models.base import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,24 @@ def failed(stage: str, exc: BaseException, **extra: Any) -> dict[str, Any]:
 def fetch_cache_path(cache_dir: str | Path, req: Request, sensor: SensorSpec, provider: Provider) -> Path:
     """Where the input cache keeps one ROI's fetched stack.
 
-    Keyed by the download spec, the request (place + window) and the provider's description
-    (which never holds credentials), so only an identical request can reuse it.
+    Keyed by the sensor fields the fetch depends on (:func:`fetch_sensor_fields`), the request
+    (place + window) and the provider's description (which never holds credentials), so only
+    an identical request can reuse it.
     """
-    key = stable_key({"fetch": sensor.fetch_dict(), "request": req.key(), "provider": provider.describe()})
-    return Path(cache_dir) / sensor.fetch_key() / f"{key}.npz"
+    fields = fetch_sensor_fields(sensor, provider)
+    key = stable_key({"fetch": fields, "request": req.key(), "provider": provider.describe()})
+    return Path(cache_dir) / stable_key(fields) / f"{key}.npz"
+
+
+def fetch_sensor_fields(sensor: SensorSpec, provider: Provider) -> dict[str, Any]:
+    """The sensor fields a fetch depends on: the download fields, or the whole sensor when the
+    provider (or the one it wraps) composites server side (frames, compositing, masks)."""
+    p: Provider | None = provider
+    while p is not None:
+        if type(p).composites:
+            return sensor.to_dict()
+        p = getattr(p, "inner", None)
+    return sensor.fetch_dict()
 
 
 def _cached_stack(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -114,7 +129,7 @@ def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider,
             result = (arrays, rec)
             if cache is not None:
                 write_chunk(cache, {"stack": arrays}, {"stack": {"meta": meta, "request": base["request"]}},
-                            {"stage": "fetch-cache", "sensor": sensor.fetch_dict()})
+                            {"stage": "fetch-cache", "sensor": fetch_sensor_fields(sensor, provider)})
         except Exception as exc:  # noqa: BLE001 - one bad ROI must not sink the chunk
             log.warning("fetch %s failed: %s", req.roi_id, exc)
             result = ({}, {**base, **failed("fetch", exc), "timings": {"fetch_s": time.perf_counter() - t0}})

@@ -98,9 +98,18 @@ class Canvas:
     cover: np.ndarray | None = None
     nan: np.ndarray | None = None
 
+    single: tuple[np.ndarray, np.ndarray] | None = None
+
     def add(self, feats: np.ndarray, weight: np.ndarray, row: int, col: int) -> None:
         d, h, w = feats.shape
         h, w = min(h, self.grid.height - row), min(w, self.grid.width - col)
+        full = (row, col, h, w) == (0, 0, self.grid.height, self.grid.width)
+        if full and self.single is None and self.sum_f is None:  # the usual case: one piece, no stitching
+            self.single = (feats[:, :h, :w], weight[:h, :w])
+            return
+        if self.single is not None:  # a second piece: fall back to accumulation
+            first, self.single = self.single, None
+            self.add(first[0], first[1], 0, 0)
         if self.sum_f is None:
             shape = (self.grid.height, self.grid.width)
             self.sum_f = np.zeros((d, *shape), np.float64)
@@ -115,6 +124,9 @@ class Canvas:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(features (D, h, w) float32 with NaN where no token, weight (h, w))``."""
+        if self.single is not None:
+            f, wt = self.single
+            return np.where(wt[None] > 0, f, np.nan).astype(np.float32), np.asarray(wt, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             f = np.where(self.sum_w > 0, self.sum_f / np.where(self.sum_w > 0, self.sum_w, 1), np.nan)
         f[self.nan] = np.nan
@@ -253,6 +265,14 @@ def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]
         with np.errstate(divide="ignore", invalid="ignore"):
             raw = 10.0 * np.log10(raw)  # derived bands of the "raw" stage see the transformed values
     x = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+    if spec.per_image == "minmax":  # per frame, over the valid pixels of every band
+        for t in range(x.shape[0]):
+            ok = ~missing[t]
+            if ok.any():
+                lo = x[t][:, ok].min()
+                x[t] = (x[t] - lo) / max(float(x[t][:, ok].max() - lo), 1.0)
+    if spec.clip is not None:
+        x = np.clip(x, *spec.clip)
     derived = []
     for d in spec.derived:
         src = raw if d.stage == "raw" else x

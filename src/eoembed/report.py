@@ -86,14 +86,19 @@ def _summary_section(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _metrics_section(metrics_tsv: str | os.PathLike | None) -> str:
+def _metrics_section(metrics_tsv: str | os.PathLike | Sequence[str | os.PathLike] | None) -> str:
     parts = ["<h2>Benchmark metrics</h2>"]
-    if metrics_tsv is None or not Path(metrics_tsv).exists():
+    paths = [metrics_tsv] if isinstance(metrics_tsv, (str, os.PathLike)) else list(metrics_tsv or [])
+    paths = [p for p in paths if Path(p).exists()]
+    if not paths:
         return parts[0] + "<p>No metrics file.</p>"
-    df = pd.read_csv(metrics_tsv, sep="\t", dtype={"model": str, "target": str, "estimator": str})
+    df = pd.concat([pd.read_csv(p, sep="\t", dtype={"model": str, "target": str, "estimator": str})
+                    for p in paths], ignore_index=True)
     if df.empty:
         return parts[0] + "<p>No metrics (no labelled targets).</p>"
-    parts.append("<p>Spatial block cross-validation: mean \u00b1 standard deviation across folds.</p>")
+    parts.append("<p>Spatial block cross-validation: mean \u00b1 standard deviation across folds. "
+                 "Retrieval rows (task <code>retrieval</code>): precision@k of same-label neighbours, "
+                 "each ROI's own spatial block excluded, mean \u00b1 SD across query ROIs.</p>")
     rows = [(r.model, r.target, r.task, r.estimator, r.metric, f"{r.mean:.3f} \u00b1 {r.std:.3f}",
              r.n_folds, r.n_items) for r in df.itertuples()]
     parts.append(_table(["model", "target", "task", "estimator", "metric", "mean \u00b1 SD", "folds",
@@ -125,15 +130,17 @@ def _versions_section(versions: dict[str, Any]) -> str:
     return "<h2>Versions</h2>" + _table(["package", "version"], rows)
 
 
-def write_report(summary_json: str | os.PathLike, metrics_tsv: str | os.PathLike | None,
+def write_report(summary_json: str | os.PathLike,
+                 metrics_tsv: str | os.PathLike | Sequence[str | os.PathLike] | None,
                  figure_paths: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
                  out_html: str | os.PathLike, title: str = "eoembed run report") -> None:
     """Write a self-contained HTML report (atomically).
 
     Args:
         summary_json: Summary written by :func:`eoembed.manifest.aggregate`.
-        metrics_tsv: Metrics written by :func:`eoembed.evaluate.run_benchmarks` (``None`` or a
-            missing file gives a note instead of a table).
+        metrics_tsv: Metrics written by :func:`eoembed.evaluate.run_benchmarks`, or several
+            tables in that layout (e.g. plus :func:`eoembed.retrieval.run_retrieval`'s), shown as
+            one table (``None`` or missing files give a note instead of a table).
         figure_paths: PNG files to embed, as ``{caption: path}`` or a list of paths (caption =
             file name). Missing files are listed, not fatal.
         out_html: Destination ``.html``.

@@ -216,31 +216,3 @@ def to_requests(table: pd.DataFrame, rows: list[int] | None = None) -> list[Requ
                            float(col["maxlat"][i]))
         out.append(Request(col["roi_id"][i], spatial, TemporalSpec.range(col["start"][i], col["end"][i])))
     return out
-
-
-AUTO_MAX_CHUNKS = 1000
-AUTO_MIN_CHUNK = 16
-
-
-def resolve_chunk_size(chunk_size: int | str, n_rows: int) -> int:
-    """The chunk size to use: an integer as given, or for ``"auto"`` ``max(16, ceil(n / 1000))``."""
-    if chunk_size == "auto":
-        return max(AUTO_MIN_CHUNK, -(-n_rows // AUTO_MAX_CHUNKS))
-    return int(chunk_size)
-
-
-def chunk_ids(n_rows: int, chunk_size: int) -> list[str]:
-    """Chunk names ``c00000, c00001, ...`` for ``n_rows`` rows in table order."""
-    n = -(-n_rows // chunk_size)
-    width = max(5, len(str(n)))
-    return [f"c{i:0{width}d}" for i in range(n)]
-
-
-def chunk_members(roi_ids: list[str], chunk_size: int) -> dict[str, list[str]]:
-    """Map chunk name -> ROI ids, consecutive rows of ``chunk_size``.
-
-    Row order (not a hash) decides membership so that appending rows to a table only adds
-    or changes the last chunks; earlier chunks keep their outputs.
-    """
-    names = chunk_ids(len(roi_ids), chunk_size)
-    return {name: roi_ids[i * chunk_size:(i + 1) * chunk_size] for i, name in enumerate(names)}

@@ -39,13 +39,15 @@ def use_library_in_jobs(src: str | Path) -> None:
 
 def run_embed_job(model_id: str, chunk: str, composite_path: str | list[str] | None, out_path: str,
                   requests: list[dict[str, Any]], model_cfg: dict[str, Any], sensor: dict | None,
-                  output_cfg: dict[str, Any], weights_cfg: dict[str, Any]) -> None:
+                  output_cfg: dict[str, Any], weights_cfg: dict[str, Any], code: str | None = None) -> None:
     """Load the model once, embed every item of the chunk in batches, write the chunk file.
 
     If the model cannot be built or its weights cannot be loaded, every item of the chunk is
     recorded as failed at stage ``embed`` with that error (other models are unaffected).
     ``composite_path`` is None for products and location encoders, or a list of composite chunks
     (one per declared input, in the card's order) for multi-modal models.
+    ``code`` (the stage's code fingerprint, :mod:`eoembed.fingerprint`) is recorded in the
+    chunk metadata.
     """
     reqs = [Request.from_dict(r) for r in requests]
     extra = None
@@ -66,7 +68,7 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | list[str] | N
             modalities = [spec.modality for spec in get_card(model_id).inputs]
             extra = dict(zip(modalities[1:], per_input[1:]))
     meta: dict[str, Any] = {"stage": "embed", "model": model_id, "chunk": chunk, "sensor": sensor,
-                            "versions": versions(), "output": output_cfg, "job": job_environment()}
+                            "versions": versions(), "code": code, "output": output_cfg, "job": job_environment()}
     log.info("embed job %s %s: requested device %s, job environment %s", model_id, chunk,
              model_cfg.get("device", "cpu"), meta["job"])
     t0 = time.perf_counter()
@@ -126,12 +128,15 @@ def failed_stage_files(manifest_tsv: str | Path, config: dict[str, Any]) -> list
     import pandas as pd
 
     from eoembed.config import sensor_specs
-    from eoembed.table import chunk_members, load_table, resolve_chunk_size
+    from eoembed.providers import fetch_fields
+    from eoembed.specs import stable_key
+    from eoembed.chunks import workflow_chunks
+    from eoembed.table import load_table
 
     df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, keep_default_na=False)
     bad = df[df["status"] == "failed"]
     table = load_table(config["rois"])
-    chunks = chunk_members(table["roi_id"].tolist(), resolve_chunk_size(config["chunk_size"], len(table)))
+    chunks = workflow_chunks(table["roi_id"].tolist(), config["chunk_size"], write=False)
     chunk_of = {rid: c for c, members in chunks.items() for rid in members}
     sensors = sensor_specs(config)
     files: list[str] = []
@@ -142,7 +147,7 @@ def failed_stage_files(manifest_tsv: str | Path, config: dict[str, Any]) -> list
         sname = config["models"][row.model].get("sensor")
         sensor = sensors.get(sname) if sname else None
         if row.stage == "fetch" and sensor is not None:
-            path = f"results/fetch/{sensor.fetch_key()}/{chunk}.npz"
+            path = f"results/fetch/{stable_key(fetch_fields(sensor, config['provider']))}/{chunk}.npz"
         elif row.stage == "composite" and sensor is not None:
             path = f"results/composite/{sensor.key()}/{chunk}.npz"
         else:

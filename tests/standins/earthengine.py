@@ -7,7 +7,8 @@ server), the ``algorithms`` listing (``ee/tests/algorithms.json``), ``value:comp
 :attr:`EarthEngineStandin.values`, in order) and ``image:computePixels`` (answers an
 ``np.save``d structured array, one field per requested band, whose value at each pixel is
 :func:`pixel_value` of the band index and the pixel-centre coordinates of the request grid).
-Every request body is recorded; :meth:`fail_next` injects HTTP errors (e.g. 429).
+Every request body is recorded; :meth:`fail_next` injects HTTP errors (e.g. 429). A subprocess
+(a workflow job) authenticates with :meth:`EarthEngineStandin.credentials_file`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"result": result})
         elif path.endswith("image:computePixels"):
             self._send(200, s.pixels(body), "application/octet-stream")
+
         else:
             self._json(404, {"error": {"code": 404, "message": f"no stand-in for {path}",
                                        "status": "NOT_FOUND"}})
@@ -116,6 +118,16 @@ class EarthEngineStandin:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def credentials_file(path: Path, token: str = "standin-adc-token") -> Path:
+        """Write application-default credentials (``authorized_user``) holding an access token
+        valid until 2099, so no refresh is ever attempted; point ``GOOGLE_APPLICATION_CREDENTIALS``
+        at it."""
+        path.write_text(json.dumps({"type": "authorized_user", "client_id": "standin", "client_secret": "standin",
+                                    "refresh_token": "standin-refresh", "token": token,
+                                    "expiry": "2099-01-01T00:00:00Z"}))
+        return path
 
     def fail_next(self, *statuses: int) -> None:
         with self.lock:

@@ -164,6 +164,10 @@ class InputSpec:
         metadata: What else the model consumes (``"latlon"`` = ROI centre, ``"pixel_latlon"``,
             ``"time"``, ``"gsd"``, ``"wavelengths"``, ``"bandwidths"``).
         norm_source: Where the normalisation statistics come from (for the card).
+        per_image: After ``norm``: ``"minmax"`` rescales each input image (every frame of a piece,
+            after resize/tile) by ``(x - min) / max(max - min, 1)`` over its valid pixels and all
+            bands (WildSAT's quick-start), or None.
+        clip: After everything else: clip the bands to ``[lo, hi]`` (e.g. ``(0, 1)``), or None.
     """
 
     modality: str
@@ -179,6 +183,8 @@ class InputSpec:
     missing: str = "mask"
     metadata: tuple[str, ...] = ()
     norm_source: str = ""
+    per_image: str | None = None
+    clip: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         where = f"InputSpec {self.modality}"
@@ -188,6 +194,10 @@ class InputSpec:
             raise ConfigError(f"{where}: transform={self.transform!r}, allowed 'none'/'db'")
         if self.missing not in MISSING:
             raise ConfigError(f"{where}: missing={self.missing!r}, allowed {MISSING}")
+        if self.per_image not in (None, "minmax"):
+            raise ConfigError(f"{where}: per_image={self.per_image!r}, allowed None/'minmax'")
+        if self.clip is not None and not (len(self.clip) == 2 and self.clip[0] < self.clip[1]):
+            raise ConfigError(f"{where}: clip={self.clip!r}, allowed (lo, hi) with lo < hi")
         bad = [m for m in self.metadata if m not in METADATA]
         if bad:
             raise ConfigError(f"{where}: metadata {bad} unknown, allowed {METADATA}")

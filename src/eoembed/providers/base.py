@@ -24,6 +24,12 @@ class Provider(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Options that never change the pixels returned (timeouts, concurrency, credentials'
+    #: location, ...): they are no rerun trigger and no part of a stage key.
+    operational: ClassVar[tuple[str, ...]] = ()
+    #: True when the provider composites itself, so a fetch depends on the whole sensor
+    #: (frames, compositing), not just on the bands, resolution and cloud limit.
+    composites: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -95,6 +95,9 @@ class GeeProvider(CountingMixin, Provider):
     """
 
     name: ClassVar[str] = "gee"
+    operational: ClassVar[tuple[str, ...]] = ("project", "service_account_key", "max_concurrency", "tile_px",
+                                              "retries", "backoff_s", "timeout_s")
+    composites: ClassVar[bool] = True  # frames are composited by Earth Engine
 
     def __init__(self, project: str | None = None, service_account_key: str | None = None,
                  url: str | None = None, mask: str = "scl", cs_threshold: float = 0.6,

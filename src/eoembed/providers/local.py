@@ -11,6 +11,8 @@ Units: band values are converted from the collection's source DN to stack units
 (reflectance x 10000, :meth:`eoembed.collections.Collection.to_stack_units`; Sentinel-2 L2A
 passes through unchanged) and the quality band, read with its own dtype, becomes uint8 class
 codes (:func:`qa_codes`; Landsat ``QA_PIXEL`` bit flags are mapped to SCL-like codes).
+Sentinel-2 L2A scenes of processing baseline 04.00+ have their ``BOA_ADD_OFFSET`` (-1000 DN)
+removed exactly as the ``stac`` provider does (:meth:`LocalProvider._dn_offsets`).
 """
 
 from __future__ import annotations
@@ -285,7 +287,36 @@ class LocalProvider(Provider):
             raise no_scene_error(f"in catalog {self.catalog!r}", spatial, temporal, sensor)
         qa = collection.qa_band
         self._check_assets(items, list(sensor.bands) + ([qa] if qa else []))
-        return self._read_stack(items, sensor, grid, collection)
+        return self._read_stack(items, sensor, grid, collection, dn_shift=self._dn_shift(items, sensor))
+
+    def _dn_offsets(self, item, sensor: SensorSpec) -> dict[str, float]:
+        """Per band, the DN to add so values follow the collection's convention.
+
+        A local catalogue follows the rule of the ``generic`` STAC preset for its collection:
+        Sentinel-2 L2A items get :func:`~eoembed.providers.presets.s2_dn_offset` (the asset's
+        ``raster:bands`` offset, else ``s2:processing_baseline``, else the date), other
+        collections none.
+        """
+        from eoembed.providers.presets import get_preset, s2_dn_offset
+
+        rule = get_preset("generic").collections.get(sensor.collection)
+        if rule is None or rule.dn_offset != "s2_baseline":
+            return {band: 0.0 for band in sensor.bands}
+        when = _item_time(item)
+        return {band: s2_dn_offset(item.properties, item.assets[band].to_dict(), when) for band in sensor.bands}
+
+    def _dn_shift(self, items: list, sensor: SensorSpec):
+        """``(group_items, band) -> DN offset`` for :meth:`_read_stack` (one offset per solar day)."""
+        offsets = {it.id: self._dn_offsets(it, sensor) for it in items}
+
+        def dn_shift(group: list, band: str) -> float:
+            shift = {offsets[it.id][band] for it in group}
+            if len(shift) > 1:
+                raise ProviderError(f"scenes {[it.id for it in group]} of one solar day need "
+                                    f"different DN offsets {sorted(shift)} for band {band!r}")
+            return shift.pop()
+
+        return dn_shift
 
     def _read_stack(self, items: list, sensor: SensorSpec, grid: GridSpec, collection,
                     default_nodata: float | None = None, dn_shift=None) -> Stack:

@@ -97,6 +97,7 @@ class StacProvider(CountingMixin, LocalProvider):
 
     name: ClassVar[str] = "stac"
     default_io_workers: ClassVar[int] = 8  # remote COGs: HTTP latency, not CPU, bounds a fetch
+    operational: ClassVar[tuple[str, ...]] = ("timeout_s", "gdal_retries", "gdal_retry_delay_s")
 
     def __init__(self, preset: str | None = None, url: str | None = None, sign: bool | None = None,
                  resampling: str = "auto", timeout_s: float = 60.0, max_items: int = 500,
@@ -280,16 +281,8 @@ class StacProvider(CountingMixin, LocalProvider):
             "items": [it.id for it in items],
             "assets": {it.id: {name: strip_query(a.href) for name, a in it.assets.items()}
                        for it in items}}
-        offsets = {it.id: self._dn_offsets(it, sensor) for it in items}
+        dn_shift = self._dn_shift(items, sensor)  # before signing: offsets come from the unsigned items
         self._sign(items)
-
-        def dn_shift(group: list, band: str) -> float:
-            shift = {offsets[it.id][band] for it in group}
-            if len(shift) > 1:
-                raise ProviderError(f"scenes {[it.id for it in group]} of one solar day need "
-                                    f"different DN offsets {sorted(shift)} for band {band!r}")
-            return shift.pop()
-
         stack = self._read_stack(items, sensor, grid, collection, default_nodata=collection.nodata,
                                  dn_shift=dn_shift)
         self._count(items_read=len(items), bytes_loaded=int(stack.data.nbytes))

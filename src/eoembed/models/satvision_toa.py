@@ -1,0 +1,70 @@
+"""SatVision-TOA (NASA NCCS, 2024): a SwinV2-Giant pre-trained (SimMIM) on MODIS top-of-atmosphere
+reflectance and brightness temperature, 14 channels at 128 px.
+
+Declared input: the 14 MODIS bands in the model's strict order (1, 2, 3, 26, 6, 20, 7, 27, 28, 29,
+31, 32, 33, 34), each already scaled to [0, 1] as the released model expects (``BandNorm(0, 1)``:
+the collection's stack units must be that scaling). eoembed has no MODIS TOA collection yet: the
+card accepts ``modis-toa`` only, so ``eoembed validate`` refuses every configured sensor until that
+collection exists (its stack units must then be the [0, 1] TOA scaling). Tokens: the final-normed
+4 x 4 last-stage map (one token per 32 px); pooled = their mean (= the original's forward_features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from eoembed.models.base import ModelCard, WeightsFile
+from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
+from eoembed.models.nets import satvision_toa as net
+from eoembed.models.zoo import ZooEmbedder
+
+BANDS = tuple(f"B{b:02d}" for b in net.MODIS_BANDS)
+MODIS_INPUT = InputSpec(
+    modality="modis", collections=("modis-toa",), bands=BANDS, norm=tuple(BandNorm(0.0, 1.0) for _ in BANDS),
+    gsd_m=1000.0, time=TimePolicy(1, 1),
+    space=SpacePolicy("fixed", size=128, token_px=32, default_prep="resize"), missing="mask",
+    norm_source="SatVision-TOA: MODIS L1B TOA reflectance / brightness temperature scaled to [0, 1] "
+                "(the collection's stack units)")
+HF = "https://huggingface.co/nasa-cisto-data-science-group/satvision-toa-giant-patch8-window8-128"
+CARD = ModelCard(
+    id="satvision_toa", family="zoo", kind="on_the_fly", variant="giant",
+    description="SatVision-TOA SwinV2-G on 14-channel MODIS TOA (needs a MODIS TOA collection)",
+    inputs=(MODIS_INPUT,), dims=4096, outputs=("pooled", "grid"),
+    weights=(WeightsFile("mp_rank_00_model_states.pt", HF, "", "Apache-2.0 (not confirmed offline)"),),
+    verified="oracle", licence="Apache-2.0 (pytorch-caney; not confirmed offline)",
+    citation="Spradlin, C. S., Caraballo-Vega, J. A., et al. (2024). SatVision-TOA: A Geospatial Foundation "
+             "Model for Coarse-Resolution All-Sky Remote Sensing Imagery. arXiv:2411.17000",
+    url="https://github.com/nasa-nccs-hpda/pytorch-caney", mem_mb=24000, runtime_min=120,
+    notes="No MODIS TOA collection in eoembed yet: validation refuses every sensor. Manual step: the "
+          "DeepSpeed "
+          "checkpoint from the HF repo (file name not checked offline); read as file['module'], keys under "
+          "'encoder.' (the SimMIM decoder is dropped). No sha256 published.")
+
+
+class SatVisionTOA(ZooEmbedder):
+    """SatVision-TOA SwinV2 encoder."""
+
+    cards: ClassVar[dict[str, ModelCard]] = {"giant": CARD}
+    card: ClassVar[ModelCard] = CARD
+    published: ClassVar[dict[str, dict[str, Any]]] = {"giant": net.PUBLISHED}
+    weights_member: ClassVar[str | None] = "module"
+    default_options: ClassVar[dict[str, Any]] = {"batch_size": 2}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.forward_batch = int(self.options["batch_size"])
+
+    def inputs(self) -> tuple[InputSpec, ...]:
+        c = self.config
+        size, token = int(c["img_size"]), int(c["patch_size"]) * 2 ** (len(c["depths"]) - 1)
+        space = SpacePolicy("fixed", size=size, token_px=token, default_prep="resize")
+        return (replace(MODIS_INPUT, space=space),)
+
+    def build_net(self, state_dict: dict[str, Any]) -> Any:
+        from eoembed.models.nets.common import subtree
+
+        return net.load(self.config, subtree(state_dict, "encoder."))  # the DeepSpeed file's encoder
+
+    def model_input(self, batch: Any) -> Any:
+        return self.tensor(batch.x["modis"][:, 0])
