@@ -5,6 +5,8 @@ server and a ``rustac serve`` STAC API on loopback, then
 
 (a) fetches N ROIs (default 100) through the ``stac`` provider and prints items/s (scenes
     read per second) and bytes/s (bytes the COG server sent per second);
+(c) with ``--latency-ms`` (default 50) added to every COG request: ROIs/s of
+    :func:`eoembed.pipeline.fetch_items` for each ``io_workers`` in ``--workers`` (a table);
 (b) the shared fetch: 3 models on one sensor make one fetch per ROI chunk instead of 3. Prints
     the fetch jobs of a ``snakemake -n`` plan of 3 models sharing the sensor vs 3 sensors
     (one per model, differing in a fetch field: cloudy_pct 100/99.9/99.8), and the timed fetch of the N ROIs once (shared)
@@ -59,9 +61,32 @@ def plan_fetch_jobs(work: Path, index: Path, rois: Path, api_url: str, shared: b
     return counts
 
 
+def latency_table(index: Path, tmp: Path, requests, sensor, latency_s: float, workers: list[int]) -> None:
+    """(c) ROIs/s against a COG server answering every request ``latency_s`` late."""
+    from eoembed.pipeline import fetch_items
+
+    with CogServer(index.parent, latency_s=latency_s) as cog, \
+            RustacServer(rewrite_hrefs(index, cog.url), tmp / "api_latency") as api:
+        print(f"(c) {len(requests)} ROIs, {latency_s * 1000:.0f} ms per COG request: io_workers -> ROIs/s")
+        base = None
+        for n in workers:
+            _clear_gdal_http_cache()
+            provider = StacProvider(url=api.url)
+            t0 = time.perf_counter()
+            res = fetch_items(requests, sensor, provider, workers=n, retries=0)
+            wall = time.perf_counter() - t0
+            ok = sum(r["status"] == "ok" for _, r in res.values())
+            base = base or len(requests) / wall
+            print(f"    io_workers {n:3d}: {len(requests) / wall:7.2f} ROIs/s ({ok} ok, "
+                  f"x{len(requests) / wall / base:.2f} of 1 worker)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rois", type=int, default=100)
+    ap.add_argument("--latency-ms", type=float, default=50.0)
+    ap.add_argument("--workers", default="1,2,4,8,16")
+    ap.add_argument("--only-latency", action="store_true", help="run (c) only")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,6 +95,10 @@ def main() -> None:
         rois = make_rois(index, tmp / "rois.tsv", n_per_site=per_site)
         requests = to_requests(load_table(rois))[: args.rois]
         sensor = SensorSpec(bands=BANDS, scale_m=10)
+        latency_table(index, tmp, requests[: min(len(requests), 48)], sensor, args.latency_ms / 1000,
+                      [int(w) for w in args.workers.split(",")])
+        if args.only_latency:
+            return
         with CogServer(index.parent) as cog, RustacServer(rewrite_hrefs(index, cog.url), tmp / "api") as api:
             provider = StacProvider(url=api.url)
             _clear_gdal_http_cache()

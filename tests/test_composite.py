@@ -189,3 +189,23 @@ def test_resize_keeps_gaps_out_of_valid_pixels():
         assert not left.any() and right.all()
         np.testing.assert_allclose(out.data[0, 0][out.valid[0]], 100.0, rtol=1e-6)
         assert np.all(out.data[0, 0][~out.valid[0]] == -1.0)
+
+
+def test_single_scene_median_equals_numpy_nanmedian():
+    """The one-scene fast path of the median gives numpy's nanmedian of the valid values."""
+    import warnings
+
+    from eoembed.composite import _median
+
+    rng = np.random.default_rng(4)
+    values = rng.uniform(0, 1e4, (1, 4, 12, 12)).astype(np.float32)
+    values[0, :, :2] = np.nan
+    valid = rng.random((1, 12, 12)) > 0.3
+    masked = np.where(valid[:, None], values, np.nan).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        expected = np.nanmedian(masked, axis=0)
+    got = _median(values.copy(), valid)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[:, ~valid[0]]).all() and np.isfinite(got[:, 2:][:, valid[0, 2:]]).all()

@@ -14,6 +14,7 @@ from eoembed.items import Embedding, Request
 from eoembed.models.base import Embedder
 from eoembed.models.registry import create, get_card
 from eoembed.pipeline import composite_items, embed_items, fetch_items
+from eoembed.progress import Progress
 from eoembed.providers.base import Provider
 from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
 from eoembed.versions import versions
@@ -48,7 +49,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_paths: dict[str, str] | None = None,
                          weights_pins: dict[str, str] | None = None,
                          source: str | None = None, cache_dir: str | None = None,
-                         input_prep: dict[str, Any] | None = None) -> list[Embedding]:
+                         input_prep: dict[str, Any] | None = None, overlap: bool = True,
+                         progress: bool | None = None, precision: str = "fp32") -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -63,6 +65,13 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             ``provider`` dict taken from config.yaml may carry it, and its retries/backoff_s.
         input_prep: How ROIs reach a fixed-size model input: ``{"mode": "resize" | "tile" | "pad",
             "max_tiles": 64, "tile_overlap_px": 0}`` (default: the model's own default, resize).
+        overlap: Fetch and composite the next block of ROIs in a background thread while the
+            model embeds the current batch (:func:`eoembed.overlap.embed_overlapped`); the
+            embeddings are the same as with ``overlap=False`` (stage after stage).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward pass (see
+            README, Performance, for the measured deviation per model).
+        progress: Show a progress bar (default: when stderr is a terminal; otherwise log lines
+            with items done, items/s and ETA).
 
     Raises:
         ConfigError: ``output`` asks for a grid from a model without grid output (patch products).
@@ -71,6 +80,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
         array and ``meta["status"] == "failed"`` with ``stage`` and ``error``.
     """
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision={precision!r} is invalid: allowed 'fp32', 'bf16' or 'fp16'")
     embedder = model if not isinstance(model, str) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
         weights_paths=weights_paths, weights_pins=weights_pins, input_prep=input_prep,
@@ -91,20 +102,32 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             retries = provider.get("retries", retries)
             backoff_s = provider.get("backoff_s", backoff_s)
             cache_dir = cache_dir or provider.get("cache_dir")
-        fetched = fetch_items(reqs, sensor, prov, retries=retries, backoff_s=backoff_s, cache_dir=cache_dir)
-        comps = composite_items(fetched, reqs, sensor, partial_below=partial_below)
-    try:
-        embedder.load()
-    except EoembedError as exc:
-        results = {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
-                                   "error": f"{type(exc).__name__}: {exc}"}) for r in reqs}
-    else:
-        if precomputed:
-            results = embedder.embed_requests(reqs, pooling=output.pooling, grid=output.mode == "grid",
-                                              cell_m=output.cell_m)
+        workers = provider.get("io_workers") if isinstance(provider, dict) else None
+        fetch_kw = dict(retries=retries, backoff_s=backoff_s, cache_dir=cache_dir, workers=workers)
+        embed_kw = dict(pooling=output.pooling, grid=output.mode == "grid", cell_m=output.cell_m,
+                        precision=precision)
+        if overlap:  # fetch/composite the next block while the model embeds this one
+            from eoembed.overlap import embed_overlapped
+
+            comps, results = embed_overlapped(
+                embedder, reqs, sensor, prov, fetch_kw=fetch_kw, partial_below=partial_below,
+                embed_kw=embed_kw, batch_size=batch_size,
+                progress=Progress(f"embed {embedder.card.id}", len(reqs), bar=progress))
         else:
-            results = embed_items(embedder, comps, reqs, pooling=output.pooling,
-                                  grid=output.mode == "grid", cell_m=output.cell_m, batch_size=batch_size)
+            comps = composite_items(fetch_items(reqs, sensor, prov, **fetch_kw), reqs, sensor,
+                                    partial_below=partial_below)
+    if precomputed or not overlap:
+        try:
+            embedder.load()
+        except EoembedError as exc:
+            results = {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
+                                       "error": f"{type(exc).__name__}: {exc}"}) for r in reqs}
+        else:
+            if precomputed:
+                results = embedder.embed_requests(reqs, pooling=output.pooling, grid=output.mode == "grid",
+                                                  cell_m=output.cell_m)
+            else:
+                results = embed_items(embedder, comps, reqs, batch_size=batch_size, **embed_kw)
     out = []
     for r in reqs:
         arrays, rec = results[r.roi_id]

@@ -9,6 +9,11 @@ of this file" (odc-stac names the bands of a multi-band asset ``<asset>.<index>`
 :func:`build_catalog` **splits every file into single-band Cloud-Optimised GeoTIFFs** (GDAL
 COG driver: tiled, deflate) written next to the catalogue, in ``<catalog dir>/<item id>/<band>.tif``.
 
+With ``split=False`` nothing is written but the catalogue: each band's asset points at band *i*
+of the user's file (``eoembed:band_index``; eoembed's reader opens each file once and reads all
+its bands in one window read) and the constant quality band is virtual (``eoembed:constant``).
+Only eoembed reads such catalogues correctly.
+
 Files without a per-pixel quality band (cloud mask) get, when ``qa_value`` is given, a
 **constant** quality raster (``SCL.tif``, 20 m for Sentinel-2): ``qa_value`` wherever the image
 has data and ``0`` (no data) where every band holds the nodata value. Use it only for imagery
@@ -216,6 +221,30 @@ def _qa_raster(data: np.ndarray, nodata: float | None, crs, transform, qa_res: f
     return np.where(cover > 0, np.uint8(qa_value), np.uint8(fill)), dst_transform
 
 
+def _multiband_assets(path: Path, data: np.ndarray, transform, nodata, res: float,
+                      band_names: tuple[str, ...], coll: Collection, qa: int | None,
+                      units: str | None, offset: float = 0.0) -> dict[str, dict]:
+    """Assets of ``split=False``: every band points at band ``i + 1`` of the user's file; the
+    constant quality band is virtual (no file)."""
+    from eoembed.providers.reader import BAND_INDEX, CONSTANT
+
+    assets = {}
+    for i, band in enumerate(band_names):
+        asset = _asset(str(path), data.shape[1:], transform, data.dtype.name, nodata, res,
+                       f"{band} (band {i + 1} of {path.name})",
+                       ["data", "backscatter" if coll.is_sar else "reflectance"],
+                       coll.scale if coll.scale != 1.0 else None, offset=offset, unit=units)
+        asset["type"] = "image/tiff; application=geotiff"
+        assets[band] = {**asset, BAND_INDEX: i + 1}
+    if qa is not None:
+        raw, fill = _qa_raw(qa, coll)
+        asset = _asset(str(path), data.shape[1:], transform, "uint8", fill, res,
+                       f"constant {coll.qa_band}={raw} (class {qa}, assumed cloud-free; {fill} = "
+                       "no data), not a file: eoembed sets it wherever a band has data", ["data"], None)
+        assets[coll.qa_band] = {**asset, CONSTANT: raw}
+    return assets
+
+
 def _read(path: Path, n_bands: int):
     """Read all bands of a GeoTIFF; checks band count, CRS and north-up orientation."""
     import rasterio
@@ -265,7 +294,8 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
                   bands: Sequence[str], datetime: DateLike | Sequence[DateLike],
                   collection: str = "sentinel-2-l2a", qa_value: int | None = None,
                   item_ids: Sequence[str] | None = None, cloud_cover: float | None = None,
-                  units: str | None = None, processing_baseline: str | None = None) -> Path:
+                  units: str | None = None, processing_baseline: str | None = None,
+                  split: bool = True) -> Path:
     """Write a STAC ItemCollection for local (multi-band) GeoTIFFs, readable by ``LocalProvider``.
 
     Every file becomes one item; each of its bands is written as a single-band COG
@@ -296,6 +326,13 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
             and as the assets' ``raster:bands`` offset (-0.1 reflectance = -1000 DN from 04.00
             on), which the providers remove. ``None`` records offset 0: the values are taken
             as already free of the offset (harmonized data, e.g. exported from Earth Engine).
+        split: ``True`` (default): write the single-band COGs described above (readable by any
+            STAC tool, e.g. odc-stac). ``False``: write no pixels at all: each band's asset
+            points at the user's file itself (absolute href) with ``eoembed:band_index`` naming
+            its band, so eoembed's reader opens each file once and reads all its bands in one
+            window read (about 10x less I/O than 13 single-band files); the constant quality
+            band is a virtual asset (``eoembed:constant``: the value wherever a band has data)
+            instead of a file. Only eoembed reads such a catalogue correctly.
 
     Returns:
         Absolute path of the catalogue.
@@ -317,6 +354,9 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
     if units is not None and (not coll.is_sar or str(units).lower() not in ("db", "linear")):
         raise ConfigError(f"units={units!r} is invalid for collection {coll.id!r}: allowed "
                           + ("'dB' or 'linear'" if coll.is_sar else "None (not a SAR collection)"))
+    if not isinstance(split, bool):
+        raise ConfigError(f"split={split!r} is invalid: allowed true (single-band COGs) or false "
+                          "(multi-band assets pointing at the files)")
     band_names = _check_bands(bands, coll)
     qa = _check_qa(qa_value, coll)
     times = _datetimes(datetime, len(paths))
@@ -338,14 +378,17 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         crs_text = crs.to_string()
         tags = {"source": str(path), "written_by": "eoembed.catalog.build_catalog"}
         assets: dict[str, dict] = {}
-        for i, band in enumerate(band_names):
+        if not split:
+            assets = _multiband_assets(path, data, transform, nodata, res, band_names, coll, qa, units,
+                                       offset)
+        for i, band in enumerate(band_names if split else ()):
             rel = f"{item_id}/{band}.tif"
             write_band_cog(root / rel, data[i], crs, transform, nodata, band, "average", tags=tags)
             assets[band] = _asset(rel, data.shape[1:], transform, data.dtype.name, nodata, res,
                                   f"{band} (band {i + 1} of {path.name})",
                                   ["data", "backscatter" if coll.is_sar else "reflectance"],
                                   coll.scale if coll.scale != 1.0 else None, offset, units)
-        if qa is not None:
+        if qa is not None and split:
             qa_res = _QA_GSD_M.get(coll.qa_band, res)
             raw, fill = _qa_raw(qa, coll)
             qa_arr, qa_transform = _qa_raster(data, nodata, crs, transform, qa_res, raw, fill)
@@ -371,7 +414,7 @@ def build_catalog(files: Sequence[str | os.PathLike], out_json: str | os.PathLik
         log.info("catalog: %s -> item %s (%d bands%s)", path, item_id, len(band_names),
                  f" + constant {coll.qa_band}" if qa is not None else "")
 
+    how = "split into single-band COGs" if split else "kept as multi-band assets"
     doc = {"type": "FeatureCollection", "features": features,
-           "description": f"{len(features)} local GeoTIFF(s) split into single-band COGs by "
-                          "eoembed.catalog.build_catalog"}
+           "description": f"{len(features)} local GeoTIFF(s) {how} by eoembed.catalog.build_catalog"}
     return write_text_atomic(out, json.dumps(doc, indent=1), ".json")

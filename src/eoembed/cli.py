@@ -117,6 +117,13 @@ def _cmd_rerun_failed(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from eoembed.status import format_status, workflow_status
+
+    print(format_status(workflow_status(args.results)))
+    return 0
+
+
 def _cmd_similar(args: argparse.Namespace) -> int:
     from eoembed.retrieval import similar
 
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--year", type=int, default=2023)
     s.add_argument("--dates-per-year", type=int, default=6)
     s.set_defaults(fn=_cmd_sample)
+    st = sub.add_parser("status", help="items done / failed per stage, throughput, slowest stage")
+    st.add_argument("--results", default="results", help="the workflow's results folder")
+    st.set_defaults(fn=_cmd_status)
     from eoembed.inspect import add_cli as add_inspect
 
     add_inspect(sub)

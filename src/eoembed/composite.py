@@ -101,6 +101,8 @@ def _frame_of(times: list[dt.datetime], bounds: list[tuple[dt.date, dt.date]]) -
 
 def _median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(band, y, x)`` per-pixel median over valid observations; ``values`` is overwritten."""
+    if values.shape[0] == 1:  # one scene in the frame (single-date chips): its values, same result
+        return np.where(valid[0][None], values[0].astype(np.float64), np.nan)
     np.copyto(values, np.nan, where=~valid[:, None])
     values.sort(axis=0)
     return nan_quantiles(values, valid.sum(axis=0)[None], [0.5])[0]

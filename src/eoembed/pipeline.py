@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eoembed.errors import EoembedError, ModelError
+from eoembed.errors import ConfigError, EoembedError, ModelError
 from eoembed.grid import grid_for
 from eoembed.items import Composite, Request, Stack
+from eoembed.progress import Progress
 from eoembed.providers.base import Provider
 from eoembed.retry import call_with_retries
 from eoembed.specs import OutputSpec, SensorSpec, stable_key
@@ -80,29 +81,40 @@ def _cached_stack(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | 
         return None
 
 
+def io_workers(provider: Provider, workers: int | None = None) -> int:
+    """Concurrent fetches for ``provider``: ``workers`` when given, else the provider's
+    ``default_io_workers`` (local files 1, STAC COGs 8; 1 for providers not known thread-safe)."""
+    n = getattr(provider, "default_io_workers", 1) if workers is None else workers
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"provider.io_workers={n!r} is invalid: allowed an integer >= 1")
+    return n
+
+
 def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider, *,
                 retries: int = 3, backoff_s: float = 1.0, sleep=time.sleep,
-                cache_dir: str | Path | None = None) -> dict[str, Result]:
+                cache_dir: str | Path | None = None, workers: int | None = None,
+                progress: Progress | None = None) -> dict[str, Result]:
     """Fetch imagery for each request on its UTM grid, retrying transient failures.
 
     With ``cache_dir``, every successful fetch is also kept in an input cache keyed by the
     request's stable key (:func:`fetch_cache_path`), and a cached stack is used instead of
     downloading again: a rerun, or a new model on the same sensor, skips the download.
+
+    ``workers`` (default :func:`io_workers`) ROIs are fetched at once by a bounded thread
+    pool (GDAL reads and HTTP waits release the GIL); results are the same as one at a time.
     """
     from eoembed.chunkio import write_chunk
 
-    out: dict[str, Result] = {}
-    for i, req in enumerate(requests):
+    def one(i: int, req: Request) -> Result:
         t0 = time.perf_counter()
         base = {"roi_id": req.roi_id, "request": req.to_dict(), "request_key": req.key()}
         cache = fetch_cache_path(cache_dir, req, sensor, provider) if cache_dir else None
         hit = _cached_stack(cache) if cache is not None and cache.exists() else None
         if hit is not None:
-            out[req.roi_id] = (hit[0], {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": 0,
-                                        "cached": True, "meta": hit[1],
-                                        "timings": {"fetch_s": time.perf_counter() - t0}})
             log.info("fetch %d/%d %s: from cache %s", i + 1, len(requests), req.roi_id, cache)
-            continue
+            return (hit[0], {**base, "status": "ok", "stage": "fetch", "error": None, "attempts": 0,
+                             "cached": True, "meta": hit[1],
+                             "timings": {"fetch_s": time.perf_counter() - t0}})
         try:
             grid = grid_for(req.spatial, sensor.scale_m)
             stack, attempts = call_with_retries(
@@ -114,16 +126,31 @@ def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider,
             provenance = getattr(provider, "last_provenance", None)  # e.g. STAC item ids + asset hrefs
             if provenance:
                 rec["provenance"] = provenance
-            out[req.roi_id] = (arrays, rec)
+            result = (arrays, rec)
             if cache is not None:
                 write_chunk(cache, {"stack": arrays}, {"stack": {"meta": meta, "request": base["request"]}},
                             {"stage": "fetch-cache", "sensor": fetch_sensor_fields(sensor, provider)})
         except Exception as exc:  # noqa: BLE001 - one bad ROI must not sink the chunk
             log.warning("fetch %s failed: %s", req.roi_id, exc)
-            out[req.roi_id] = ({}, {**base, **failed("fetch", exc),
-                                    "timings": {"fetch_s": time.perf_counter() - t0}})
-        log.info("fetch %d/%d %s: %s", i + 1, len(requests), req.roi_id, out[req.roi_id][1]["status"])
-    return out
+            result = ({}, {**base, **failed("fetch", exc), "timings": {"fetch_s": time.perf_counter() - t0}})
+        log.info("fetch %d/%d %s: %s", i + 1, len(requests), req.roi_id, result[1]["status"])
+        return result
+
+    def done(result: Result) -> Result:
+        if progress is not None:
+            progress.update(1, failed=result[1]["status"] == "failed")
+        return result
+
+    n = min(io_workers(provider, workers), max(1, len(requests)))
+    if n == 1:
+        results = [done(one(i, req)) for i, req in enumerate(requests)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fetch") as pool:
+            futures = [pool.submit(one, i, req) for i, req in enumerate(requests)]
+            results = [done(f.result()) for f in futures]
+    return {req.roi_id: res for req, res in zip(requests, results)}
 
 
 def composite_items(fetched: dict[str, Result], requests: list[Request], sensor: SensorSpec,
@@ -171,7 +198,8 @@ def sha256_array(arr: np.ndarray) -> str:
 
 def embed_items(embedder: Embedder, composites: dict[str, Result], requests: list[Request], *,
                 pooling: str = "mean", grid: bool = False, cell_m: float | None = None,
-                batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None) -> dict[str, Result]:
+                batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None,
+                progress: Progress | None = None, precision: str = "fp32") -> dict[str, Result]:
     """Embed composites in batches (pooled, and grid when asked and supported).
 
     The model must already be loaded. A batch that raises is retried item by item so one
@@ -181,6 +209,8 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
         composites: Per ROI, the composite of the model's primary input.
         extra: For multi-modal models: modality -> per ROI composite of that input (on the same
             grid). An item whose extra input failed fails with that input's error.
+        precision: ``"fp32"`` (default), or ``"bf16"`` / ``"fp16"``: forward passes under
+            ``torch.autocast`` with that dtype (faster on GPUs; slightly different embeddings).
     """
     out: dict[str, Result] = {}
     todo: list[tuple[Request, Composite | dict[str, Composite], dict]] = []
@@ -234,10 +264,13 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             rec.setdefault("timings", {})["embed_s"] = per_item
             out[req.roi_id] = (arrays, rec)
 
+    if progress is not None and len(todo) < len(requests):  # failed before embedding
+        progress.update(len(requests) - len(todo), failed=len(requests) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         try:
-            run(batch)
+            with _inference_mode(), _autocast(precision, embedder):
+                run(batch)
         except Exception as exc:  # noqa: BLE001
             if len(batch) == 1:
                 req, _, rec = batch[0]
@@ -247,11 +280,41 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             log.warning("embed batch of %d failed (%s); retrying item by item", len(batch), exc)
             for item in batch:
                 try:
-                    run([item])
+                    with _inference_mode(), _autocast(precision, embedder):
+                        run([item])
                 except Exception as exc1:  # noqa: BLE001
                     out[item[0].roi_id] = ({}, {**item[2], **failed("embed", exc1)})
         log.info("embed %s: %d/%d items", embedder.card.id, min(start + batch_size, len(todo)), len(todo))
+        if progress is not None:
+            progress.update(len(batch), failed=sum(r.roi_id not in out or out[r.roi_id][1]["status"] == "failed"
+                                                   for r, _, _ in batch))
     return {req.roi_id: out[req.roi_id] for req in requests}
+
+
+def _inference_mode():
+    """``torch.inference_mode()`` (no autograd bookkeeping) when torch is installed."""
+    try:
+        import torch
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return torch.inference_mode()
+
+
+def _autocast(precision: str, embedder: Embedder):
+    """``torch.autocast`` on the embedder's device type for ``bf16``/``fp16``; nothing for fp32."""
+    import contextlib
+
+    if precision in (None, "fp32"):
+        return contextlib.nullcontext()
+    if precision not in ("bf16", "fp16"):
+        raise ConfigError(f"precision={precision!r} is invalid: allowed 'fp32', 'bf16' or 'fp16'")
+    import torch
+
+    device = str(getattr(embedder, "device", "cpu"))
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
+                          dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def embedder_dims(embedder: Embedder) -> int:

@@ -11,6 +11,7 @@ from eoembed.chunkio import read_chunk, write_chunk
 from eoembed.items import Request
 from eoembed.models.registry import create
 from eoembed.pipeline import embed_items, failed
+from eoembed.progress import Progress
 from eoembed.versions import versions
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,9 @@ def run_embed_job(model_id: str, chunk: str, composite_path: str | list[str] | N
         else:
             results = embed_items(embedder, composites, reqs, pooling=output_cfg["pooling"], extra=extra,
                                   grid=bool(output_cfg["grid"]), cell_m=output_cfg.get("grid_cell_m"),
-                                  batch_size=int(model_cfg.get("batch_size", 16)))
+                                  batch_size=int(model_cfg.get("batch_size", 16)),
+                                  progress=Progress(f"embed {model_id} chunk {chunk}", len(reqs)),
+                                  precision=model_cfg.get("precision", "fp32"))
         desc = embedder.describe()
         meta.update(card=embedder.card.to_dict(), options=desc["options"],
                     weights_sha256=desc["weights_sha256"], dims=desc["dims"])

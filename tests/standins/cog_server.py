@@ -15,6 +15,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +47,7 @@ class _State:
     hits: list[Hit] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    latency_s: float = 0.0  # added before every answer (a remote server's round trip)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         return host, unquote(parts.path), parts.query
 
     def _serve(self, head: bool) -> None:
+        if self.state.latency_s:
+            time.sleep(self.state.latency_s)
         host, path, query = self._target()
         with self.state.lock:
             fail = self.state.fail_next.pop(0) if self.state.fail_next else None
@@ -144,8 +148,8 @@ class CogServer:
         hits: Requests answered so far.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self._state = _State(Path(root).resolve())
+    def __init__(self, root: str | os.PathLike, latency_s: float = 0.0) -> None:
+        self._state = _State(Path(root).resolve(), latency_s=latency_s)
         handler = type("Handler", (_Handler,), {"state": self._state})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True

@@ -44,9 +44,9 @@ def provider_class(name: str) -> type[Provider]:
     return getattr(importlib.import_module(module), cls)
 
 
-#: Keys of a config ``provider`` section that steer the pipeline (retries, input cache), not
-#: the provider itself.
-PIPELINE_KEYS = ("retries", "backoff_s", "cache_dir")
+#: Keys of a config ``provider`` section that steer the pipeline (retries, input cache, fetch
+#: concurrency), not the provider itself.
+PIPELINE_KEYS = ("retries", "backoff_s", "cache_dir", "io_workers")
 
 
 def provider_from_config(section: dict[str, Any]) -> Provider:

@@ -1,4 +1,4 @@
-"""The ``stac`` provider: search a STAC API with pystac-client, read COGs with odc-stac.
+"""The ``stac`` provider: search a STAC API with pystac-client, read COGs directly.
 
 Search: the ROI's lon/lat bounding box, the window ``[start, end)`` (STAC datetime ranges are
 inclusive, so the end sent is ``end - 1 microsecond``; items are re-checked client-side),
@@ -10,8 +10,9 @@ ROI geometry client-side.
 
 Read: assets are renamed from the catalogue's keys to eoembed band names (see
 :mod:`eoembed.providers.presets`), signed with ``planetary_computer.sign_inplace`` when the
-preset or config asks for it, and loaded with the same odc-stac path as the ``local``
-provider (onto the ROI grid, same solar day mosaicked). Sentinel-2 processing-baseline
+preset or config asks for it, and loaded with the same reader as the ``local`` provider
+(:class:`~eoembed.providers.reader.SceneReader`, odc-stac's read decisions, GDAL cloud settings
+per reading thread) (onto the ROI grid, same solar day mosaicked). Sentinel-2 processing-baseline
 offsets are removed and other collections' DN converted
 (:meth:`~eoembed.collections.Collection.to_stack_units`; Landsat C2 L2: DN x 0.275 - 2000) so
 every scene is reflectance x 10000. The quality band is read with its own dtype and turned
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -94,6 +96,7 @@ class StacProvider(CountingMixin, LocalProvider):
     """
 
     name: ClassVar[str] = "stac"
+    default_io_workers: ClassVar[int] = 8  # remote COGs: HTTP latency, not CPU, bounds a fetch
     operational: ClassVar[tuple[str, ...]] = ("timeout_s", "gdal_retries", "gdal_retry_delay_s")
 
     def __init__(self, preset: str | None = None, url: str | None = None, sign: bool | None = None,
@@ -120,13 +123,27 @@ class StacProvider(CountingMixin, LocalProvider):
         self.gdal_env = {"GDAL_HTTP_MAX_RETRY": str(gdal_retries),
                          "GDAL_HTTP_RETRY_DELAY": str(float(gdal_retry_delay_s)),
                          "GDAL_HTTP_TIMEOUT": str(max(1, round(self.timeout_s))),
-                         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+                         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+                         # cloud reads, set per job and per reading thread (rasterio.Env), never
+                         # process-wide: HTTP/2 multiplexing, merged range requests, a block cache
+                         "GDAL_HTTP_VERSION": "2", "GDAL_HTTP_MULTIPLEX": "YES",
+                         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES", "VSI_CACHE": "TRUE",
+                         "VSI_CACHE_SIZE": str(25 * 2**20)}
         self.options = {"preset": self.preset.name, "url": strip_query(self.url), "sign": self.sign,
                         "resampling": resampling, "timeout_s": self.timeout_s, "max_items": max_items}
         self._client = None
-        self.last_provenance: dict[str, Any] = {}
+        self._provenance = threading.local()  # fetches run in a thread pool
         # searches sent, items found/read, signed items, array bytes
         self._init_counters("searches", "items", "items_read", "signed_items", "bytes_loaded")
+
+    @property
+    def last_provenance(self) -> dict[str, Any]:
+        """Item ids and asset hrefs (no query string) of this thread's last fetch."""
+        return getattr(self._provenance, "value", {})
+
+    @last_provenance.setter
+    def last_provenance(self, value: dict[str, Any]) -> None:
+        self._provenance.value = value
 
     # ------------------------------------------------------------------ describe / stats
 
@@ -272,8 +289,8 @@ class StacProvider(CountingMixin, LocalProvider):
         return stack
 
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
-        """odc-stac load under this provider's GDAL HTTP settings (odc-stac otherwise applies
-        its cloud defaults: 10 retries with doubling delay, minutes on a failing server)."""
+        """The scene reader under this provider's GDAL HTTP settings (GDAL's own retries kept
+        small: the pipeline retries transient failures itself)."""
         import rasterio
 
         try:

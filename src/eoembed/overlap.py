@@ -1,0 +1,99 @@
+"""In-process fetch -> composite -> embed with the model kept busy (used by the API).
+
+A producer thread fetches and composites the requests block by block (the fetch itself uses
+the provider's I/O thread pool) and hands them over through a bounded queue, while the
+calling thread loads the model and embeds. Embedding batches are formed exactly as
+:func:`eoembed.pipeline.embed_items` forms them over the whole list (``batch_size``
+consecutive non-failed items), so embeddings are identical to the stage-by-stage run.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from eoembed.errors import EoembedError
+from eoembed.items import Request
+from eoembed.models.base import Embedder
+from eoembed.pipeline import Result, composite_items, embed_items, fetch_items
+from eoembed.progress import Progress
+
+__all__ = ["embed_overlapped"]
+
+_DONE = object()
+
+
+def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provider, *,
+                     fetch_kw: dict[str, Any], partial_below: float, embed_kw: dict[str, Any],
+                     batch_size: int = 16, block: int | None = None, depth: int = 2,
+                     progress: Progress | None = None) -> tuple[dict[str, Result], dict[str, Result]]:
+    """Fetch/composite blocks of ``block`` requests ahead of the model (at most ``depth`` blocks
+    waiting). Returns ``(composites, results)`` per ROI id.
+
+    A model that fails to load fails every item at ``embed`` with its error (after the
+    composites are done, as in the stage-by-stage run).
+    """
+    block = block or max(batch_size, 4 * int(fetch_kw.get("workers") or 4))
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for s in range(0, len(requests), block):
+                if stop.is_set():
+                    return
+                part = requests[s:s + block]
+                comps = composite_items(fetch_items(part, sensor, provider, **fetch_kw), part, sensor,
+                                        partial_below=partial_below)
+                handoff.put((part, comps))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            handoff.put(exc)
+        finally:
+            handoff.put(_DONE)
+
+    producer = threading.Thread(target=produce, name="eoembed-fetch", daemon=True)
+    producer.start()
+    try:
+        load_error = None
+        try:
+            embedder.load()
+        except EoembedError as exc:
+            load_error = exc
+        comps: dict[str, Result] = {}
+        results: dict[str, Result] = {}
+        pending: list[Request] = []
+
+        def flush() -> None:
+            if pending:
+                results.update(embed_items(embedder, comps, pending, batch_size=batch_size, **embed_kw))
+                if progress is not None:
+                    progress.update(len(pending), failed=sum(results[r.roi_id][1]["status"] == "failed"
+                                                             for r in pending))
+                pending.clear()
+
+        while (got := handoff.get()) is not _DONE:
+            if isinstance(got, BaseException):
+                raise got
+            part, block_comps = got
+            comps.update(block_comps)
+            if load_error is not None:
+                continue
+            for req in part:
+                pending.append(req)
+                if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == batch_size:
+                    flush()
+        if load_error is not None:
+            results = {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
+                                       "error": f"{type(load_error).__name__}: {load_error}"})
+                       for r in requests}
+        else:
+            flush()
+        return comps, {r.roi_id: results[r.roi_id] for r in requests}
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
