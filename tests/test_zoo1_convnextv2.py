@@ -82,6 +82,7 @@ def test_workflow_runs_convnextv2_on_demo_imagery(tmp_path):
     import pandas as pd
 
     from eoembed.export_grid import open_grid
+    from zoo_helpers import roi_grid_path
     from workflow_helpers import SITES, make_imagery, make_rois, snakemake, write_config
 
     sites = SITES[:2]
@@ -107,5 +108,5 @@ def test_workflow_runs_convnextv2_on_demo_imagery(tmp_path):
     n = len(pd.read_csv(rois, sep="\t"))
     assert emb.shape == (n, 320) and np.isfinite(emb).all()
     assert len({e.tobytes() for e in emb}) == n, "two ROIs embedded identically"
-    values = open_grid(work / "results/export/convnextv2_atto/grid/c00000.nc", sorted(gdf["roi_id"])[0])["embedding"].values
+    values = open_grid(roi_grid_path(work, "convnextv2_atto", sorted(gdf["roi_id"])[0]), sorted(gdf["roi_id"])[0])["embedding"].values
     assert values.shape[0] == 320 and np.isfinite(values).all() and values.shape[1] * values.shape[2] > 1

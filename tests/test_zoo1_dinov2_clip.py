@@ -133,6 +133,7 @@ def test_workflow_runs_dinov2_and_clip_on_demo_imagery(tmp_path):
     import pandas as pd
 
     from eoembed.export_grid import open_grid
+    from zoo_helpers import roi_grid_path
     from workflow_helpers import SITES, make_imagery, make_rois, snakemake, write_config
 
     sites = SITES[:2]
@@ -159,7 +160,7 @@ def test_workflow_runs_dinov2_and_clip_on_demo_imagery(tmp_path):
         emb = np.stack(gdf["embedding"].to_numpy())
         assert emb.shape == (n, dims) and np.isfinite(emb).all()
         assert len({e.tobytes() for e in emb}) == n, f"{mid}: two ROIs embedded identically"
-        grid = open_grid(work / f"results/export/{mid}/grid/c00000.nc", sorted(gdf["roi_id"])[0])
+        grid = open_grid(roi_grid_path(work, mid, sorted(gdf["roi_id"])[0]), sorted(gdf["roi_id"])[0])
         values = grid["embedding"].values
         assert values.shape[0] == dims and np.isfinite(values).all()
         if mid == "dinov2_small":  # 16 x 16 tokens of 20 m pooled into ~80 m cells

@@ -113,6 +113,7 @@ def test_workflow_runs_dofa_on_demo_imagery(base_state, tmp_path):
     import pandas as pd
 
     from eoembed.export_grid import open_grid
+    from zoo_helpers import roi_grid_path
     from workflow_helpers import SITES, make_imagery, make_rois, snakemake, write_config
 
     sites = SITES[:2]
@@ -138,5 +139,5 @@ def test_workflow_runs_dofa_on_demo_imagery(base_state, tmp_path):
     n = len(pd.read_csv(rois, sep="\t"))
     assert emb.shape == (n, 768) and np.isfinite(emb).all()
     assert len({e.tobytes() for e in emb}) == n, "two ROIs embedded identically"
-    values = open_grid(work / "results/export/dofa_base/grid/c00000.nc", sorted(gdf["roi_id"])[0])["embedding"].values
+    values = open_grid(roi_grid_path(work, "dofa_base", sorted(gdf["roi_id"])[0]), sorted(gdf["roi_id"])[0])["embedding"].values
     assert values.shape[0] == 768 and np.isfinite(values).all() and values.shape[1] * values.shape[2] > 1

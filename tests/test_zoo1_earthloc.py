@@ -108,4 +108,5 @@ def test_workflow_runs_earthloc_on_demo_imagery(state, tmp_path):
     assert emb.shape == (n, 4096) and np.isfinite(emb).all()
     assert np.linalg.norm(emb, axis=1) == pytest.approx(1.0, abs=1e-4)  # one tile per ROI: unit vectors
     assert len({e.tobytes() for e in emb}) == n, "two ROIs embedded identically"
-    assert (work / "results/export/earthloc/grid/c00000.nc").stat().st_size > 0
+    assert all(p.stat().st_size > 0 for p in (work / "results/export/earthloc/grid").glob("*.nc"))
+    assert list((work / "results/export/earthloc/grid").glob("*.nc"))

@@ -163,9 +163,10 @@ def test_workflow_runs_ssl4eo_on_demo_imagery(tmp_path):
     assert emb.shape == (len(pd.read_csv(rois, sep="\t")), 512) and np.isfinite(emb).all()
     assert len({e.tobytes() for e in emb}) == len(emb), "two ROIs embedded identically"
     from eoembed.export_grid import open_grid
+    from zoo_helpers import roi_grid_path
 
     first = sorted(gdf["roi_id"])[0]
-    grid = open_grid(work / f"results/export/{mid}/grid/c00000.nc", first)
+    grid = open_grid(roi_grid_path(work, mid, first), first)
     values = grid["embedding"].values  # (512, y, x): 7 x 7 tokens of ~46 m pooled into ~80 m cells
     assert grid["embedding"].dims[1:] == ("y", "x") and values.shape[0] == 512
     assert np.isfinite(values).all() and values.shape[1] * values.shape[2] > 1

@@ -107,3 +107,12 @@ def framework_input(model, comp: Composite, mode: str = "resize") -> np.ndarray:
     return model.network_input(batch)
 
 
+
+
+def roi_grid_path(work: Path, model: str, roi_id: str) -> Path:
+    """The grid export holding ``roi_id`` (chunks are hash buckets of the ids: look it up in the manifest)."""
+    import pandas as pd
+
+    manifest = pd.read_csv(work / "results/manifest/items.tsv", sep="\t", keep_default_na=False)
+    chunk = manifest[(manifest["roi_id"] == roi_id) & (manifest["model"] == model)]["chunk"].iloc[0]
+    return work / f"results/export/{model}/grid/{chunk}.nc"
