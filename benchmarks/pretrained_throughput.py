@@ -52,8 +52,7 @@ YEAR = 2023
 SITE = ("bench_nl", 5.62, 52.55)
 S2_10 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 FILES = {"presto": {"default_model.pt": "presto/default_model.pt"},
-         "galileo_nano": {"encoder.pt": "galileo_nano/encoder.pt",
-                          "normalization.json": "galileo_nano/normalization.json"}}
+         "galileo_nano": {"encoder.pt": "galileo_nano/encoder.pt"}}
 OPTIONS = {"presto": {"pixel_sample": None, "pixel_batch": 4096},
            "galileo_nano": {"patch_size": 8, "batch_size": 8}}
 
@@ -66,15 +65,16 @@ def _random_s2(n_items: int, seed: int = 0) -> np.ndarray:
 
 def bare_presto(paths: dict[str, str], n_items: int) -> float:
     """Seconds for the forward passes over ``n_items`` x 4096 pixel time series."""
-    from eoembed.models.presto_net import encoder_from_state_dict, pack_inputs
+    from eoembed.models.presto_net import encoder_from_state_dict, layout_inputs
     from eoembed.weights import load_state_dict
     from eoembed.models.presto import WEIGHTS
 
     net = encoder_from_state_dict(load_state_dict(paths["default_model.pt"], WEIGHTS.sha256)).eval()
-    s2 = _random_s2(n_items).reshape(-1, FRAMES, len(S2_10))
+    s2 = _random_s2(n_items).reshape(-1, FRAMES, len(S2_10)) / 10000.0  # Presto's declared x / 10000
     n = s2.shape[0]
     latlons = np.tile([[SITE[2], SITE[1]]], (n, 1))
-    packed = pack_inputs(s2, S2_10, np.arange(FRAMES), latlons)
+    ndvi = np.zeros((n, FRAMES), np.float32)
+    packed = layout_inputs(s2, ndvi, np.zeros((n, FRAMES), bool), np.arange(FRAMES), latlons)
     x, mask = torch.from_numpy(packed["x"]), torch.from_numpy(packed["mask"])
     dw, ll = torch.from_numpy(packed["dynamic_world"]), torch.from_numpy(packed["latlons"])
     month = torch.from_numpy(packed["month"])
@@ -89,16 +89,31 @@ def bare_presto(paths: dict[str, str], n_items: int) -> float:
 
 def bare_galileo(paths: dict[str, str], n_items: int) -> float:
     """Seconds for the forward passes over ``n_items`` 64 x 64 x 12 cubes."""
-    from eoembed.models.galileo import GalileoNano
-    from eoembed.models.galileo_net import INPUT_KEYS, encoder_from_state_dict, load_normalization
-    from eoembed.models.galileo_net import pack_inputs
+    from eoembed.models import galileo_net as gn
+    from eoembed.models.galileo import Galileo
+    from eoembed.models.galileo_net import INPUT_KEYS, encoder_from_state_dict
     from eoembed.models.galileo_patch import coarsen_masks
     from eoembed.weights import load_state_dict
 
-    sha = next(w.sha256 for w in GalileoNano.card.weights if w.name == "encoder.pt")
+    card = Galileo.cards["nano"]
+    sha = next(w.sha256 for w in card.weights if w.name == "encoder.pt")
     net = encoder_from_state_dict(load_state_dict(paths["encoder.pt"], sha), size="nano").eval()
-    norm = load_normalization(paths["normalization.json"])
-    inputs = pack_inputs(_random_s2(n_items), S2_10, np.arange(FRAMES), norm)
+    spec = card.inputs[0]  # the declared normalisation, applied here as the framework would
+    shift, div = (np.array([getattr(n, k) for n in spec.norm]) for k in ("shift", "div"))
+    s2 = _random_s2(n_items)
+    b, h, w, t, _ = s2.shape
+    s_t_x = np.zeros((b, h, w, t, 13), np.float32)
+    s_t_x[..., 2:12] = (s2 - shift) / div
+    s_t_m = np.zeros((b, h, w, t, len(gn.SPACE_TIME_GROUPS)), np.float32)
+    s_t_m[..., 0] = 1.0  # S1 not given
+    inputs = {"s_t_x": s_t_x, "s_t_m": s_t_m,
+              "sp_x": np.zeros((b, h, w, len(gn.SPACE_BANDS)), np.float32),
+              "sp_m": np.ones((b, h, w, len(gn.SPACE_GROUPS)), np.float32),
+              "t_x": np.zeros((b, t, len(gn.TIME_BANDS)), np.float32),
+              "t_m": np.ones((b, t, len(gn.TIME_GROUPS)), np.float32),
+              "st_x": np.zeros((b, len(gn.STATIC_BANDS)), np.float32),
+              "st_m": np.ones((b, len(gn.STATIC_GROUPS)), np.float32),
+              "months": np.broadcast_to(np.arange(t), (b, t)).copy()}
     p, bs = OPTIONS["galileo_nano"]["patch_size"], OPTIONS["galileo_nano"]["batch_size"]
     batches = []
     for s in range(0, n_items, bs):

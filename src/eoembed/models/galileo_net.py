@@ -315,7 +315,7 @@ def encode_pooled(model: GalileoEncoder, inputs: dict[str, np.ndarray], patch_si
 
     Args:
         model: A loaded encoder (put in eval mode here).
-        inputs: Arrays as produced by :func:`pack_inputs`.
+        inputs: Arrays named in :data:`INPUT_KEYS` (as :meth:`eoembed.models.galileo.Galileo.forward` builds them).
         patch_size: Patch side in pixels.
         batch_size: Samples per forward pass.
         any_pixel_masks_patch: If True (default), a patch's group token is masked when any of
