@@ -24,6 +24,33 @@ def test_models_lists_every_registered_model():
     assert listed == model_ids()
 
 
+def test_models_table_shows_inputs_licence_and_weights_source_per_card():
+    import re
+
+    from eoembed.models.registry import get_card
+
+    lines = run("models").stdout.splitlines()
+    header = re.split(r" {2,}", lines[0].strip())
+    assert header == ["id", "family", "kind", "dims", "inputs", "outputs", "verified", "weights", "licence"]
+    starts = [lines[0].index(h) for h in header if h != "dims"]
+    for line in lines[1:]:
+        # every column starts where its header does, even for the longest id
+        assert all(line[s - 2:s] == "  " and line[s] != " " for s in starts[1:]), line
+        row = dict(zip(header, re.split(r" {2,}", line.strip())))
+        card = get_card(row["id"])
+        assert int(row["dims"]) == card.dims and row["licence"] == card.licence
+        hosts = row["weights"].split(",")
+        assert (hosts == ["none"]) == (not card.weights)
+        assert all(any(h in w.url for w in card.weights) for h in hosts if h != "none")
+        if card.kind == "on_the_fly":
+            spec = card.inputs[0]
+            assert row["inputs"].startswith(f"{spec.modality}:{len(spec.bands)}b@{spec.gsd_m:g}m")
+    by_id = {ln.split()[0]: ln for ln in lines[1:]}
+    presto = get_card("presto").primary.time
+    assert f"x{presto.min_frames}-{presto.max_frames}t" in by_id["presto"] and "lat/lon" in by_id["geoclip"]
+    assert "non-commercial" in by_id["scalemae_large"]
+
+
 def test_card_is_json_with_weights_and_citation():
     card = json.loads(run("card", "presto").stdout)
     assert card["dims"] == 128 and card["weights"][0]["sha256"] and "Tseng" in card["citation"]

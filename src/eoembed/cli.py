@@ -24,17 +24,43 @@ from pathlib import Path
 from eoembed.errors import EoembedError
 
 
+def _inputs_summary(card) -> str:
+    """What a model eats, one short phrase: ``s2:12b@10m`` per input (``x1-24t``: 1 to 24 frames;
+    ``+`` between inputs),
+    ``lat/lon`` for a location encoder, ``precomputed`` for a product."""
+    if card.kind == "location":
+        return "lat/lon"
+    if card.kind == "precomputed":
+        return "precomputed"
+    parts = []
+    for spec in card.inputs:
+        lo, hi = spec.time.min_frames, spec.time.max_frames
+        frames = "" if hi == 1 else f"x{hi}t" if lo == hi else f"x{lo}-{hi}t"
+        parts.append(f"{spec.modality}:{len(spec.bands)}b@{spec.gsd_m:g}m{frames}")
+    return "+".join(parts) or "-"
+
+
+def _weights_source(card) -> str:
+    """The host(s) the published weights come from (``none``: weight-free model or a product)."""
+    from urllib.parse import urlparse
+
+    hosts = sorted({urlparse(w.url).netloc or w.url for w in card.weights})
+    return ",".join(hosts) if hosts else "none"
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from eoembed.models.registry import get_card, model_ids
 
-    print(f"{'id':<18} {'family':<10} {'kind':<11} {'dims':>5} {'gsd_m':>6} {'temporal':<8} {'outputs':<12} "
-          f"{'verified':<10} {'licence':<14} weights")
+    header = ("id", "family", "kind", "dims", "inputs", "outputs", "verified", "weights", "licence")
+    rows = []
     for mid in model_ids():
         c = get_card(mid)
-        verified = getattr(c, "verified", "-")
-        print(f"{c.id:<18} {c.family:<10} {c.kind:<11} {c.dims:>5} {c.native_gsd_m:>6g} {c.temporal:<8} "
-              f"{','.join(c.outputs):<12} {verified:<10} {(c.licence or '-')[:14]:<14} "
-              f"{'yes' if c.weights else 'none'}")
+        rows.append((c.id, c.family, c.kind, str(c.dims), _inputs_summary(c), ",".join(c.outputs),
+                     getattr(c, "verified", "-"), _weights_source(c), c.licence or "-"))
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for r in (header, *rows):
+        print("  ".join(f"{v:>{w}}" if i == 3 else f"{v:<{w}}" for i, (v, w) in enumerate(zip(r, widths)))
+              + "  " + r[-1])
     return 0
 
 
