@@ -36,6 +36,12 @@ def openai_clip():
     return open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval()
 
 
+def remote_clip():
+    """RemoteCLIP as its README builds it: ``create_model_and_transforms('ViT-B-32')`` (GELU)."""
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    return model.eval(), preprocess
+
+
 # ---------------------------------------------------------------- 1. parity
 
 
@@ -73,6 +79,25 @@ def test_clip_parity_with_open_clip(tmp_path):
     assert np.abs(pooled - ref).max() <= 1e-5
 
 
+def test_remoteclip_parity_with_open_clip_and_not_the_quickgelu_net(tmp_path):
+    lib, _ = remote_clip()
+    state = random_state(lib, seed=18)
+    model = model_with("remoteclip", state, tmp_path)
+    model.load()  # the whole-model state dict RemoteCLIP publishes loads strictly
+    lib.load_state_dict(state, strict=True)
+    x = np.random.default_rng(12).normal(0, 1, (2, 3, 224, 224)).astype(np.float32)
+    got = model.forward(ready(x, RGB_BANDS)).features[:, :, 0, 0]
+    with torch.inference_mode():
+        ref = lib.encode_image(torch.from_numpy(x)).numpy()
+        quick = openai_clip()
+        quick.load_state_dict(state, strict=True)
+        ref_quick = quick.encode_image(torch.from_numpy(x)).numpy()
+    assert np.abs(ref).max() > 1e-3
+    assert np.abs(got - ref).max() <= 1e-5
+    # the activation matters (GELU, as RemoteCLIP loads it): QuickGELU misses by 70x the parity tolerance
+    assert np.abs(ref_quick - ref).max() > 50 * 1e-5
+
+
 # ---------------------------------------------------------------- 2. key layout
 
 
@@ -106,12 +131,14 @@ def test_clip_key_layout(tmp_path):
 def library_transform(model_id: str):
     if model_id == "clip_vitb32":
         return open_clip.image_transform(224, is_train=False)
+    if model_id == "remoteclip":
+        return remote_clip()[1]  # the preprocess RemoteCLIP's README uses
     cfg = timm.data.resolve_data_config({}, model=timm_dinov2(get_card(model_id).variant))
     return timm.data.create_transform(**{**cfg, "input_size": (3, 224, 224)})
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("model_id", ["dinov2_small", "clip_vitb32"])
+@pytest.mark.parametrize("model_id", ["dinov2_small", "clip_vitb32", "remoteclip"])
 def test_preprocessing_equals_library_transform_on_a_real_patch(model_id):
     dn12, lon, lat = patch_dn()
     bands = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
