@@ -59,6 +59,8 @@ class ReadyBatch:
         pixel_latlon: ``(B, H, W, 2)`` ``[lat, lon]`` of every pixel centre (when declared).
         gsd_m: Pixel size of the batch in metres (after resize).
         wavelengths_nm: modality -> central wavelength of each band channel (NaN if unknown).
+        years: ``(B, T)`` int64 calendar year of each frame's middle day (None when not built by
+            :func:`batches`).
     """
 
     x: dict[str, np.ndarray]
@@ -70,6 +72,7 @@ class ReadyBatch:
     pixel_latlon: np.ndarray | None
     gsd_m: float
     wavelengths_nm: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    years: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -322,4 +325,5 @@ def batches(pieces: list[Piece], specs: dict[str, InputSpec], batch_size: int,
                 months=np.array([[d.month - 1 for d in row] for row in mids], dtype=np.int64),
                 doy=np.array([[d.timetuple().tm_yday - 1 for d in row] for row in mids], dtype=np.int64),
                 latlon=np.array([[lat, lon] for lon, lat in lonlat], dtype=np.float64),
-                pixel_latlon=pix, gsd_m=float(abs(ref[0].grid.transform[0])), wavelengths_nm=wl)
+                pixel_latlon=pix, gsd_m=float(abs(ref[0].grid.transform[0])), wavelengths_nm=wl,
+                years=np.array([[d.year for d in row] for row in mids], dtype=np.int64))
