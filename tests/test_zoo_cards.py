@@ -47,7 +47,7 @@ def test_sentinel2_sensor_checks_against_the_declarations() -> None:
         spec = create(mid).inputs()[0]
         problems = check_sensor(mid, spec, "s2", ok if spec.time.max_frames == 1 else
                                 SensorSpec(bands=S2_12, frames=spec.time.min_frames))
-        if mid == "satvision_toa":  # no MODIS collection yet: every sensor is refused, by name
+        if mid == "satvision_toa":  # MODIS only: a Sentinel-2 sensor is refused, by name
             assert problems == ["model 'satvision_toa', sensor 's2': collection='sentinel-2-l2a' is not "
                                 "accepted; allowed ['modis-toa']"]
         else:

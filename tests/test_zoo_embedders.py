@@ -257,10 +257,17 @@ def test_embedder_with_oracle_weights_in_published_container(mid: str, tmp_path:
         _embed(mid, cfg, path, sha, _composite(dn))
 
 
+#: pytorch-caney transforms/modis_toa_scale.py (commit c037d17): band -> (min K, max K) of the emissive channels
+CANEY_EMISSIVE = {"B20": (223.1222, 352.7182), "B27": (178.9174, 261.2920), "B28": (204.3739, 282.5529),
+                  "B29": (204.7677, 319.0373), "B31": (194.8686, 295.0209), "B32": (202.1759, 324.0677),
+                  "B33": (201.3823, 321.5254), "B34": (203.3537, 285.9848)}
+
+
 @torch.no_grad()
 def test_satvision_toa_oracle_input_through_the_embedder(tmp_path: Path) -> None:
-    """MODIS TOA in [0, 1] (the oracle's input, channel order as published) placed as a composite
-    of the declared bands: the Embedder reproduces the original's pooled output and token map."""
+    """MODIS TOA as the modis-toa collection holds it (reflectance x 10000, kelvin) whose published
+    scaling is the oracle's [0, 1] input: the Embedder reproduces the original's pooled output and
+    token map through the framework's declared normalisation."""
     o = Oracle("satvision_toa")
     ckpt = {"module": {"encoder." + k: v for k, v in o.sd.items()} | {"decoder.0.weight": torch.zeros(3, 3)}}
     path, sha = _write(tmp_path, "mp_rank_00_model_states.pt", ckpt)
@@ -270,7 +277,14 @@ def test_satvision_toa_oracle_input_through_the_embedder(tmp_path: Path) -> None
     model.config = satvision_cfg(o.meta)
     bands = model.inputs()[0].bands
     assert [int(b[1:]) for b in bands] == [1, 2, 3, 26, 6, 20, 7, 27, 28, 29, 31, 32, 33, 34]
-    comps = [_composite(x[i][None], bands, collection="modis-toa") for i in range(2)]
+    # the oracle's [0, 1] input back in modis-toa stack units (reflectance x 10000; kelvin), from
+    # pytorch-caney's published MinMaxEmissiveScaleReflectance constants: the framework's declared
+    # normalisation must turn them into exactly the oracle's input
+    stack = x.copy()
+    for i, b in enumerate(bands):
+        lo_hi = CANEY_EMISSIVE.get(b)
+        stack[:, i] = x[:, i] * (lo_hi[1] - lo_hi[0]) + lo_hi[0] if lo_hi else x[:, i] * 10000.0
+    comps = [_composite(stack[i][None], bands, collection="modis-toa") for i in range(2)]
     pooled, grid = model.embed_outputs(comps, [OutputSpec.pooled(), OutputSpec.grid()])
     want = o.out["pooled"].numpy()
     diff = max(float(np.abs(pooled[i] - want[i]).max()) for i in range(2))

@@ -237,6 +237,31 @@ SENTINEL1_RTC = Collection(
     source_units="linear",
 )
 
+#: MODIS bands of the MOD021KM / MYD021KM Level-1B 1 km product that SatVision-TOA takes; the
+#: reflective solar bands hold TOA reflectance x 10000 (the optical stack convention), the thermal
+#: emissive bands brightness temperature in kelvin (not rescaled).
+MODIS_TOA_REFLECTIVE = ("B01", "B02", "B03", "B06", "B07", "B26")
+MODIS_TOA_EMISSIVE = ("B20", "B27", "B28", "B29", "B31", "B32", "B33", "B34")
+
+MODIS_TOA = Collection(
+    id="modis-toa",
+    bands=("B01", "B02", "B03", "B06", "B07", "B20", "B26", "B27", "B28", "B29", "B31", "B32", "B33", "B34"),
+    native_gsd_m={b: 1000 for b in MODIS_TOA_REFLECTIVE + MODIS_TOA_EMISSIVE},
+    # band centres, MODIS specifications (nm); emissive bands are thermal (micrometres x 1000)
+    wavelengths_nm={"B01": 645.0, "B02": 858.5, "B03": 469.0, "B06": 1640.0, "B07": 2130.0, "B20": 3750.0,
+                    "B26": 1375.0, "B27": 6715.0, "B28": 7325.0, "B29": 8550.0, "B31": 11030.0, "B32": 12020.0,
+                    "B33": 13335.0, "B34": 13635.0},
+    qa_band=None,
+    scale=1e-4,  # files hold the stack units already (reflectance x 10000; kelvin): no conversion
+    nodata=-9999,
+    description=("MODIS Terra/Aqua Level-1B 1 km (MOD021KM/MYD021KM) calibrated to top of atmosphere: "
+                 "reflective bands B01-B07, B26 as TOA reflectance x 10000, emissive bands B20, B27-B34 "
+                 "as brightness temperature in K (e.g. from satpy); local catalogues only (no STAC or "
+                 "Earth Engine source serves L1B); no cloud mask (every finite value composited)."),
+    has_cloud_cover=False,
+    units="TOA reflectance x 10000 (reflective bands); brightness temperature K (emissive bands)",
+)
+
 #: HLS v2.0 bands Prithvi uses, named as Prithvi names them; the presets map them to the L30
 #: (B02 B03 B04 B05 B06 B07) and S30 (B02 B03 B04 B8A B11 B12) asset keys.
 HLS_BANDS = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
@@ -262,7 +287,8 @@ HLS = Collection(
 )
 
 COLLECTIONS: dict[str, Collection] = {c.id: c for c in (SENTINEL2_L2A, LANDSAT_C2_L2, SENTINEL2_L1C,
-                                                        SENTINEL1_GRD, SENTINEL1_RTC, HLS)}
+                                                        SENTINEL1_GRD, SENTINEL1_RTC, HLS,
+                                                        MODIS_TOA)}
 
 
 def get_collection(collection_id: str) -> Collection:
