@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 
 from eoembed.catalog import build_catalog
 from eoembed.collections import COLLECTIONS
-from eoembed.grid import grid_for
+from eoembed.grid import GridSpec, grid_for, to_crs
 from eoembed.items import Composite
 from eoembed.models.inputs import check_sensor
 from eoembed.models.registry import create, get_card
@@ -65,9 +65,6 @@ def test_local_modis_catalogue_reads_stack_units_unchanged(tmp_path):
     bands = COLLECTIONS["modis-toa"].bands
     index = build_catalog([path], tmp_path / "modis" / "catalog.json", bands=bands, datetime="2023-07-01",
                           collection="modis-toa")
-    grid = grid_for(PointBuffer(0.0, 0.0, 1), 1000)  # replaced below by the file's own pixels
-    from eoembed.grid import GridSpec, to_crs
-
     grid = GridSpec("EPSG:32631", (1000.0, 0, x0 + 4000, 0, -1000.0, y0 - 4000), 16, 16)
     roi = PointBuffer(*map(float, to_crs(x0 + 12_000, y0 - 12_000, "EPSG:32631", "EPSG:4326")), 8000)
     sensor = SensorSpec(collection="modis-toa", bands=bands, scale_m=1000, cloudy_pct=100)
