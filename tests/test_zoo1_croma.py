@@ -6,7 +6,7 @@
    output depends on both inputs;
 2. key layout: the published container of five state dicts loads; a flat state dict, a part with
    missing keys and a base container for croma_large are refused; croma_large's parts are checked
-   against TorchGeo's builder on meta tensors;
+   against TorchGeo's builder on meta tensors; validation wants an S2 sensor and an S1 sensor;
 3. preprocessing: a real S2 patch through the framework equals CROMA's normalisation with the
    SSL4EO-S12 statistics TorchGeo publishes (after TorchGeo's published Identity transform); S1:
    synthetic linear power through the framework equals CROMA's README ``normalize`` of the dB values
@@ -111,6 +111,25 @@ def test_key_layout(base_container, tmp_path):
     with pytest.raises(WeightsError, match=rf"{n_missing} missing e\.g\. \['transformer\.layers\.12\..*"
                                            r"linear_input\.bias: \(768,\) != \(1024,\)"):
         check_keys(expected.s2_encoder.state_dict(), base_container["s2_encoder"], set(), "croma_large", LAYOUT)
+
+
+def test_validation_takes_an_s2_sensor_and_an_s1_sensor():
+    from eoembed.validate import model_problems
+
+    s2 = {"bands": list(L1C_BANDS), "scale_m": 10, "collection": "sentinel-2-l1c"}  # L1C: B10 is not used
+    s1 = {"collection": "sentinel-1-rtc", "bands": ["VV", "VH"], "scale_m": 10}
+    cfg = {"sensors": {"s2": s2, "s1": s1}, "models": {"croma_base": {"sensor": "s2", "sensors": {"s1": "s1"}}}}
+    assert model_problems(cfg) == []
+    cfg["sensors"]["s1"] = dict(s1, bands=["VV"])
+    assert model_problems(cfg) == ["model 'croma_base', sensor 's1': bands=['VV'] lacks ['VH']; the model needs "
+                                   "['VV', 'VH']"]
+    cfg["models"]["croma_base"]["sensors"] = {}
+    assert model_problems(cfg) == ["models.croma_base.sensors.s1=None: the model's 's1' input needs a sensor; "
+                                   "defined: ['s1', 's2']"]
+    cfg["models"]["croma_base"] = {"sensor": "s1", "sensors": {"s1": "s2"}}  # swapped: both refused by name
+    problems = model_problems(cfg)
+    assert len(problems) == 2 and "sensor 's1': collection='sentinel-1-rtc' is not accepted" in problems[0]
+    assert "sensor 's2': collection='sentinel-2-l1c' is not accepted" in problems[1]
 
 
 def framework_batch(model, comps: dict[str, Composite]) -> ReadyBatch:
