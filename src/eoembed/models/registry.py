@@ -48,6 +48,8 @@ MODELS: dict[str, str] = {
     "remoteclip": "eoembed.models.clip:CLIP@remoteclip",
     "dofa_base": "eoembed.models.dofa:DOFA@base",
     "dofa_large": "eoembed.models.dofa:DOFA@large",
+    "croma_base": "eoembed.models.croma:CROMA@base",
+    "croma_large": "eoembed.models.croma:CROMA@large",
     "scalemae_large": "eoembed.models.scalemae:ScaleMAE",
     "earthloc": "eoembed.models.earthloc:EarthLoc",
     "satlas_swint_rgb": "eoembed.models.satlas:Satlas@swint_rgb",
