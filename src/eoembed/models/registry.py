@@ -21,6 +21,8 @@ MODELS: dict[str, str] = {
     "galileo_tiny": "eoembed.models.galileo:Galileo@tiny",
     "galileo_base": "eoembed.models.galileo:Galileo@base",
     "geoclip": "eoembed.models.geoclip:GeoCLIP",
+    "satclip_l10": "eoembed.models.satclip:SatCLIP@l10",
+    "satclip_l40": "eoembed.models.satclip:SatCLIP@l40",
     "satmae_rgb": "eoembed.models.satmae:SatMAE@rgb",
     "satmae_group": "eoembed.models.satmae:SatMAE@group",
     "satmaepp_rgb": "eoembed.models.satmaepp:SatMAEpp@rgb",
