@@ -40,6 +40,7 @@ MODELS: dict[str, str] = {
     "anysat": "eoembed.models.anysat:AnySat@base",
     "dinov2_small": "eoembed.models.dinov2:DINOv2@small",
     "dinov2_base": "eoembed.models.dinov2:DINOv2@base",
+    "dinov3_sat_vitl16": "eoembed.models.dinov3:DINOv3Sat",
     "clip_vitb32": "eoembed.models.clip:CLIP",
     "dofa_base": "eoembed.models.dofa:DOFA@base",
     "dofa_large": "eoembed.models.dofa:DOFA@large",
