@@ -46,14 +46,16 @@ _CITATION = ("Klemmer, K., Rolf, E., Robinson, C., Mackey, L., Russwurm, M. (202
 _NOTES = ("Location encoder of the SatCLIP-ResNet50-{L} checkpoint (Lightning .ckpt, state_dict keys "
           "'model.location.nnet.*'; the ViT16/ResNet18 checkpoints share the layout and load too via "
           "models.<id>.weights). No published sha256: pin it. Uncertain: (1) the m = 0 harmonics are "
-          "scaled by pi as in the published generated code (the paper's formula has no such factor); "
+          "scaled by pi as in the repository's sympy generator and its generated file of 2023-07-26 "
+          "(Yl0_m0 = 0.886...); a later regeneration (2024-10-25) has the orthonormal 0.282...: if the "
+          "released checkpoints used that one, M0_SCALE must be 1 (they predate it, so pi is kept); "
           "(2) the published code evaluates expanded Legendre polynomials in float64, eoembed a stable "
           "recurrence: negligible for L=10, but for L=40 an equivalent float64 monomial evaluation loses "
           "up to ~1e-4 (|lat| 30-60 deg) and ~1e-2 (|lat| > 60 deg) on degrees >= 30, which the "
           "published features carry and eoembed's do not; (3) no output of the "
           "original code with the released weights was available offline. The spherical harmonics are "
           "tested against scipy.special.sph_harm_y; the SIREN against an explicit re-computation. "
-          "Output not L2-normalised. Weights are MIT-licensed; research use only per the model card.")
+          "Output not L2-normalised. MIT; the model card says research use, not production.")
 
 
 def _card(variant: str, legendre: int) -> ModelCard:
