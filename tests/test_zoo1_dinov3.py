@@ -30,7 +30,8 @@ NAME = get_card(MID).weights[0].name
 
 
 def timm_dinov3():
-    return timm.create_model("vit_large_patch16_dinov3.sat493m", pretrained=False, dynamic_img_size=True).eval()
+    return timm.create_model("vit_large_patch16_dinov3.sat493m", pretrained=False,
+                             dynamic_img_size=True).eval()
 
 
 def timm_data_config() -> dict:
@@ -98,8 +99,8 @@ def test_card_declares_the_published_normalisation_and_licence():
     assert cfg["input_size"] == (3, spec.space.size, spec.space.size) == (3, 256, 256)
     np.testing.assert_allclose([n.shift for n in spec.norm], np.array(cfg["mean"]) * FULL_SCALE_DN)
     np.testing.assert_allclose([n.div for n in spec.norm], np.array(cfg["std"]) * FULL_SCALE_DN)
-    assert card.weights[0].url == ("https://huggingface.co/timm/vit_large_patch16_dinov3.sat493m/resolve/main/"
-                                   "model.safetensors")
+    assert card.weights[0].url == ("https://huggingface.co/timm/vit_large_patch16_dinov3.sat493m/resolve/"
+                                   "main/model.safetensors")
     assert card.licence.startswith("DINOv3 License") and "not an open-source" in card.licence
 
 

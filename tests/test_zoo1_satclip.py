@@ -87,7 +87,7 @@ def test_known_point_gives_the_published_generated_constants():
 
 
 def siren_state(legendre: int, seed: int, hidden: int = 256, dims: int = 256) -> dict:
-    """Seeded weights drawn like SatCLIP's SIREN init (first layer U(+-1/fan_in), then U(+-sqrt(6/fan_in)))."""
+    """Seeded weights drawn like SatCLIP's SIREN init: first layer U(+-1/fan_in), then U(+-sqrt(6/fan_in))."""
     g = torch.Generator().manual_seed(seed)
 
     def u(shape, bound):
@@ -105,7 +105,8 @@ def lightning_ckpt(net: dict, extra: dict | None = None) -> dict:
     """The published container: SatCLIPLightningModule's checkpoint (location network under both
     ``model.nnet`` and ``model.location.nnet``, a vision tower, the logit scale, hyper-parameters)."""
     g = torch.Generator().manual_seed(0)
-    state = {"model.logit_scale": torch.tensor(2.6593), "model.visual.conv1.weight": torch.randn(64, 13, 7, 7, generator=g),
+    state = {"model.logit_scale": torch.tensor(2.6593),
+             "model.visual.conv1.weight": torch.randn(64, 13, 7, 7, generator=g),
              "model.visual.fc.weight": torch.randn(256, 2048, generator=g)}
     state.update({f"model.nnet.{k}": v for k, v in net.items()})
     state.update({f"model.location.nnet.{k}": v for k, v in net.items()})
@@ -153,7 +154,8 @@ def test_wrong_checkpoints_are_refused_by_name(tmp_path):
     with pytest.raises(WeightsError, match=r"takes 1600 inputs, model 'satclip_l10' needs L\*\*2 = 100"):
         model_from("satclip_l10", lightning_ckpt(siren_state(40, seed=2)), tmp_path).load()
     no_head = {k: v for k, v in net.items() if not k.startswith("last_layer")}
-    with pytest.raises(WeightsError, match=r"mismatched keys/shapes \['last_layer\.bias', 'last_layer\.weight'\]"):
+    with pytest.raises(WeightsError,
+                       match=r"mismatched keys/shapes \['last_layer\.bias', 'last_layer\.weight'\]"):
         model_from("satclip_l10", lightning_ckpt(no_head), tmp_path).load()
     wide = {**net, "last_layer.weight": torch.zeros(512, 256, dtype=torch.float64),
             "last_layer.bias": torch.zeros(512, dtype=torch.float64)}
@@ -185,7 +187,8 @@ def test_request_centre_reaches_the_encoder_as_lon_lat(tmp_path):
     ref = explicit_forward(net, np.array([10.0, 30.0]), np.array([30.0, 10.0]), 10)
     assert np.abs(va - ref[0]).max() <= 1e-4 and np.abs(vb - ref[1]).max() <= 1e-4
     assert np.abs(va - vb).max() > 1e-2  # the order matters
-    with pytest.raises(ModelError, match=r"\[lat, lon\]=\[95\.0, 10\.0\] is invalid; allowed lat in \[-90, 90\]"):
+    with pytest.raises(ModelError,
+                       match=r"\[lat, lon\]=\[95\.0, 10\.0\] is invalid; allowed lat in \[-90, 90\]"):
         model.forward_locations(np.array([[95.0, 10.0]]))
 
 

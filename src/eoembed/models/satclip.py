@@ -125,7 +125,8 @@ def _net(dim_in: int, hidden: int, n_layers: int, dim_out: int):
         def __init__(self) -> None:
             super().__init__()
             self.layers = nn.ModuleList(
-                Layer(dim_in if i == 0 else hidden, hidden, W0_FIRST if i == 0 else W0) for i in range(n_layers))
+                Layer(dim_in if i == 0 else hidden, hidden, W0_FIRST if i == 0 else W0)
+                for i in range(n_layers))
             self.last_layer = Layer(hidden, dim_out, None)
 
         def forward(self, x):
@@ -169,7 +170,8 @@ class SatCLIP(Embedder):
         n = sum(1 for k in state if k.startswith("layers.") and k.endswith(".weight"))
         first = state.get("layers.0.weight")
         if n == 0 or first is None or first.ndim != 2:
-            raise WeightsError(f"{where}: no SIREN 'layers.0.weight' under '{PREFIX}'; keys {sorted(state)[:8]}")
+            raise WeightsError(f"{where}: no SIREN 'layers.0.weight' under '{PREFIX}'; "
+                               f"keys {sorted(state)[:8]}")
         hidden, dim_in = first.shape
         if dim_in != self.legendre ** 2:
             raise WeightsError(f"{where}: the location network takes {dim_in} inputs, model "
@@ -178,7 +180,8 @@ class SatCLIP(Embedder):
         net = _net(dim_in, hidden, n, self.card.dims)
         expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
         got = {k: tuple(v.shape) for k, v in state.items()}
-        bad = sorted(set(expected) ^ set(got)) + sorted(k for k in expected if k in got and got[k] != expected[k])
+        bad = sorted(set(expected) ^ set(got)) + sorted(
+            k for k in expected if k in got and got[k] != expected[k])
         if bad:
             raise WeightsError(f"{where}: not the SatCLIP location network of '{self.card.id}' "
                                f"({n} SIREN layers of {hidden}, {self.card.dims}-d output): mismatched "
