@@ -41,6 +41,8 @@ MODELS: dict[str, str] = {
     "clip_vitb32": "eoembed.models.clip:CLIP",
     "dofa_base": "eoembed.models.dofa:DOFA@base",
     "dofa_large": "eoembed.models.dofa:DOFA@large",
+    "copernicusfm": "eoembed.models.copernicusfm:CopernicusFM@base",
+    "panopticon": "eoembed.models.panopticon:Panopticon@vitb14",
     "scalemae_large": "eoembed.models.scalemae:ScaleMAE",
     "earthloc": "eoembed.models.earthloc:EarthLoc",
     "satlas_swint_rgb": "eoembed.models.satlas:Satlas@swint_rgb",
