@@ -143,7 +143,7 @@ class CopernicusFM(Embedder):
         meta = torch.from_numpy(self.metadata(batch)).to(self.device)
         wl, bw = self.spectra_nm(batch)
         captured = {}
-        hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.setdefault("t", out))
+        hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.update(t=out))
         try:
             with torch.inference_mode():
                 pooled = self.net.forward_features(x, meta, wavelengths=wl, bandwidths=bw, input_mode="spectral")
