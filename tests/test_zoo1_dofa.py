@@ -51,7 +51,7 @@ def test_parity_with_torchgeo_dofa(base_state, tmp_path):
     batch = ready(x, L2A_BANDS)
     batch.wavelengths_nm = {"s2": WL_NM}
     captured = {}
-    lib.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.setdefault("t", out))
+    lib.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.update(t=out))
     with torch.inference_mode():
         ref = lib.forward_features(torch.from_numpy(x), [w / 1000 for w in WL_NM]).numpy()
     patches = captured["t"][:, 1:].transpose(1, 2).reshape(2, 768, 14, 14).numpy()

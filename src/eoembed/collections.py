@@ -63,6 +63,7 @@ class Collection:
         units: Units of the stack values (``"reflectance x 10000"`` or ``"linear power"``).
         source_units: SAR only: units of the source values when the source declares none
             (``"linear"`` or ``"dB"``).
+        bandwidths_nm: Spectral bandwidth per band, nanometres (empty or ``None`` = unknown).
     """
 
     id: str
@@ -80,6 +81,7 @@ class Collection:
     has_cloud_cover: bool = True
     units: str = "reflectance x 10000"
     source_units: str = ""
+    bandwidths_nm: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def is_sar(self) -> bool:
@@ -134,6 +136,11 @@ def linear_to_db(linear: np.ndarray) -> np.ndarray:
         return (np.float32(10.0) * np.log10(np.asarray(linear, np.float32))).astype(np.float32)
 
 
+#: Sentinel-2A MSI bandwidths (nm), with the central wavelengths above taken from the same table: ESA,
+#: Sentinel-2 MSI User Guide / spectral response functions COPE-GSEG-EOPG-TN-15-0007 (S2A columns).
+S2_BANDWIDTHS_NM = {"B01": 21.0, "B02": 66.0, "B03": 36.0, "B04": 31.0, "B05": 15.0, "B06": 15.0, "B07": 20.0,
+                    "B08": 106.0, "B8A": 21.0, "B09": 20.0, "B10": 31.0, "B11": 91.0, "B12": 175.0}
+
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 
 #: Sentinel-2 Scene Classification Layer classes (ESA L2A product definition).
@@ -157,6 +164,7 @@ SENTINEL2_L2A = Collection(
     nodata=0,
     description="Sentinel-2 Level-2A surface reflectance x 10000, with Scene Classification Layer",
     qa_names=SCL_CLASSES,
+    bandwidths_nm={b: S2_BANDWIDTHS_NM[b] for b in S2_BANDS},
 )
 
 #: Landsat 8/9 OLI surface-reflectance bands, USGS names (as in the Collection 2 product files
@@ -204,6 +212,7 @@ SENTINEL2_L1C = Collection(
     description=("Sentinel-2 Level-1C top-of-atmosphere reflectance x 10000, 13 bands including "
                  "B10 (cirrus); no per-pixel cloud mask (scene cloud cover only). Baseline 04.00+ "
                  "offsets are removed like L2A's."),
+    bandwidths_nm=dict(S2_BANDWIDTHS_NM),
 )
 
 SENTINEL1_GRD = Collection(

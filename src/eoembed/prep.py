@@ -11,6 +11,7 @@ cells have their true footprint on the ground (after resize, a token covers ``ex
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,8 @@ from eoembed.errors import ModelError
 from eoembed.grid import GridSpec
 from eoembed.items import Composite
 from eoembed.models.inputs import InputSpec
+
+EPOCH = dt.date(1970, 1, 1)
 
 __all__ = ["Canvas", "InputPrep", "Piece", "ReadyBatch", "TokenGrid", "batches", "normalise", "pieces_for"]
 
@@ -61,6 +64,8 @@ class ReadyBatch:
         wavelengths_nm: modality -> central wavelength of each band channel (NaN if unknown).
         years: ``(B, T)`` int64 calendar year of each frame's middle day (None when not built by
             :func:`batches`).
+        bandwidths_nm: modality -> spectral bandwidth of each band channel (NaN if unknown).
+        epoch_days: ``(B, T)`` int64 days since 1970-01-01 of each frame's middle day.
     """
 
     x: dict[str, np.ndarray]
@@ -73,6 +78,8 @@ class ReadyBatch:
     gsd_m: float
     wavelengths_nm: dict[str, tuple[float, ...]] = field(default_factory=dict)
     years: np.ndarray | None = None
+    bandwidths_nm: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    epoch_days: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -293,9 +300,18 @@ def _mid_dates(comp: Composite):
     return [a + (b - a) / 2 for a, b in comp.frame_bounds]
 
 
+def _per_band(table: dict[str, dict[str, float | None]] | None, specs: dict[str, InputSpec]):
+    """modality -> one float per declared band from ``table`` (modality -> band -> value), NaN if unknown."""
+    return {m: tuple(float(v) if v is not None else float("nan")
+                     for v in ((table or {}).get(m, {}).get(b) for b in specs[m].bands)) for m in specs}
+
+
 def batches(pieces: list[Piece], specs: dict[str, InputSpec], batch_size: int,
-            wavelengths: dict[str, dict[str, float | None]] | None = None):
-    """Group pieces of equal shape and yield ``(pieces, ReadyBatch)`` of at most ``batch_size``."""
+            wavelengths: dict[str, dict[str, float | None]] | None = None,
+            bandwidths: dict[str, dict[str, float | None]] | None = None):
+    """Group pieces of equal shape and yield ``(pieces, ReadyBatch)`` of at most ``batch_size``.
+
+    ``wavelengths`` / ``bandwidths``: modality -> band -> nm (from the collection), handed on per channel."""
     groups: dict[tuple, list[Piece]] = {}
     for pc in pieces:
         groups.setdefault(pc.shape_key(), []).append(pc)
@@ -316,14 +332,13 @@ def batches(pieces: list[Piece], specs: dict[str, InputSpec], batch_size: int,
             pix = None
             if need_pix:
                 pix = np.stack([np.stack(c.grid.lonlat()[::-1], axis=-1) for c in ref])
-            wl = {m: tuple(float(v) if v is not None else float("nan")
-                           for v in ((wavelengths or {}).get(m, {}).get(b) for b in specs[m].bands))
-                  for m in specs}
             yield chunk, ReadyBatch(
                 x={m: np.stack(v) for m, v in xs.items()}, mask={m: np.stack(v) for m, v in ms.items()},
                 channels={m: specs[m].channels for m in specs},
                 months=np.array([[d.month - 1 for d in row] for row in mids], dtype=np.int64),
                 doy=np.array([[d.timetuple().tm_yday - 1 for d in row] for row in mids], dtype=np.int64),
                 latlon=np.array([[lat, lon] for lon, lat in lonlat], dtype=np.float64),
-                pixel_latlon=pix, gsd_m=float(abs(ref[0].grid.transform[0])), wavelengths_nm=wl,
+                pixel_latlon=pix, gsd_m=float(abs(ref[0].grid.transform[0])),
+                wavelengths_nm=_per_band(wavelengths, specs), bandwidths_nm=_per_band(bandwidths, specs),
+                epoch_days=np.array([[(d - EPOCH).days for d in row] for row in mids], dtype=np.int64),
                 years=np.array([[d.year for d in row] for row in mids], dtype=np.int64))

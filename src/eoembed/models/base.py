@@ -330,7 +330,8 @@ class Embedder(ABC):
             canvases.append(canvas)
             self.prep_used.append(mode)
         wavelengths = _wavelengths(inputs, composites)
-        for chunk, batch in batches(pieces, specs, self.forward_batch, wavelengths):
+        bandwidths = _wavelengths(inputs, composites, "bandwidths_nm")
+        for chunk, batch in batches(pieces, specs, self.forward_batch, wavelengths, bandwidths):
             tokens = self.forward(batch)
             for k, pc in enumerate(chunk):
                 canvases[pc.item].add(tokens.features[k], tokens.weight[k], pc.row, pc.col)
@@ -373,8 +374,10 @@ class Embedder(ABC):
                                  "(set frames to the number of months in the window)")
 
 
-def _wavelengths(inputs: tuple[InputSpec, ...], composites: list[Any]) -> dict[str, dict[str, float | None]]:
-    """Central wavelengths of each modality's bands, from the composites' collections."""
+def _wavelengths(inputs: tuple[InputSpec, ...], composites: list[Any],
+                 what: str = "wavelengths_nm") -> dict[str, dict[str, float | None]]:
+    """Central wavelengths (or ``what="bandwidths_nm"``) of each modality's bands, from the composites'
+    collections."""
     from eoembed.collections import COLLECTIONS
 
     out: dict[str, dict[str, float | None]] = {}
@@ -383,5 +386,5 @@ def _wavelengths(inputs: tuple[InputSpec, ...], composites: list[Any]) -> dict[s
     first = composites[0] if isinstance(composites[0], dict) else {inputs[0].modality: composites[0]}
     for spec in inputs:
         coll = COLLECTIONS.get(first[spec.modality].collection)
-        out[spec.modality] = dict(coll.wavelengths_nm) if coll else {}
+        out[spec.modality] = dict(getattr(coll, what)) if coll else {}
     return out

@@ -121,7 +121,7 @@ class DOFA(Embedder):
         x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
         wl = self.wavelengths_um(batch)
         captured = {}
-        hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.setdefault("t", out))
+        hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.update(t=out))
         try:
             with torch.inference_mode():
                 pooled = self.net.forward_features(x, wl)

@@ -53,6 +53,8 @@ MODELS: dict[str, str] = {
     "dofa_large": "eoembed.models.dofa:DOFA@large",
     "croma_base": "eoembed.models.croma:CROMA@base",
     "croma_large": "eoembed.models.croma:CROMA@large",
+    "copernicusfm": "eoembed.models.copernicusfm:CopernicusFM@base",
+    "panopticon": "eoembed.models.panopticon:Panopticon@vitb14",
     "scalemae_large": "eoembed.models.scalemae:ScaleMAE",
     "earthloc": "eoembed.models.earthloc:EarthLoc",
     "satlas_swint_rgb": "eoembed.models.satlas:Satlas@swint_rgb",
