@@ -53,12 +53,14 @@ def published_dir(variant: str, tmp_path, seed: int):
     enc = {"_CLASS_": "olmoearth_pretrain.nn.flexi_vit.EncoderConfig", "supported_modality_names": MODALITIES,
            "embedding_size": d, "num_heads": heads, "depth": depth, "mlp_ratio": 4.0, "max_patch_size": 8,
            "drop_path": 0.1, "max_sequence_length": 12}
-    dec = {"_CLASS_": "olmoearth_pretrain.nn.flexi_vit.PredictorConfig", "supported_modality_names": MODALITIES,
+    dec = {"_CLASS_": "olmoearth_pretrain.nn.flexi_vit.PredictorConfig",
+           "supported_modality_names": MODALITIES,
            "encoder_embedding_size": d, "decoder_embedding_size": d, "depth": 4, "mlp_ratio": 4.0,
            "num_heads": heads, "max_sequence_length": 12}
     cfg = {"model": {"_CLASS_": "olmoearth_pretrain.nn.latent_mim.LatentMIMConfig", "encoder_config": enc,
                      "decoder_config": dec},
-           "train_module": {"masking_config": {"strategy_config": {"only_decode_modalities": MODALITIES[3:]}}}}
+           "train_module": {"masking_config": {
+               "strategy_config": {"only_decode_modalities": MODALITIES[3:]}}}}
     out = tmp_path / f"OlmoEarth-v1-{variant}"
     out.mkdir()
     (out / "config.json").write_text(json.dumps(cfg))
@@ -86,7 +88,8 @@ def library_out(lib, sample):
 def test_parity_with_the_library_loading_the_published_files(variant, frames, px, tmp_path):
     folder, path, sha, _ = published_dir(variant, tmp_path, seed=5)
     lib = loader.load_model_from_path(folder).eval()  # the library's own loader reads both files
-    model = create(f"olmoearth_{variant}", weights_paths={"weights.pth": path}, weights_pins={"weights.pth": sha})
+    model = create(f"olmoearth_{variant}", weights_paths={"weights.pth": path},
+                   weights_pins={"weights.pth": sha})
     model.load()
     rng = np.random.default_rng(1)
     x = rng.normal(0.5, 0.3, (2, frames, 12, px, px)).astype(np.float32)
@@ -136,8 +139,8 @@ def test_key_layout_published_latent_mim_file_only(tmp_path):
                        r"unexpected e\.g\. \['blocks\."):
         model_with("olmoearth_nano", encoder_only, tmp_path).load()
     tiny = OlmoEarthPretrain_v1("tiny", "v1").model.state_dict()
-    with pytest.raises(WeightsError, match=r"128 unexpected e\.g\. \['encoder\.blocks\.10\..*of another shape "
-                       r"e\.g\. \['encoder\.blocks\.0\.norm1\.weight: \(192,\) != \(128,\)"):
+    with pytest.raises(WeightsError, match=r"128 unexpected e\.g\. \['encoder\.blocks\.10\..*"
+                       r"of another shape e\.g\. \['encoder\.blocks\.0\.norm1\.weight: \(192,\) != \(128,\)"):
         model_with("olmoearth_nano", tiny, tmp_path).load()
     # the big sizes: the published LatentMIM layouts on meta tensors pass, another size's does not
     for variant in ("base", "large"):
@@ -147,8 +150,9 @@ def test_key_layout_published_latent_mim_file_only(tmp_path):
             net = model.build()
             enc = model.encoder_state(published, net, variant)
         assert set(enc) == set(net.state_dict()) and len(enc) > 100
-    with torch.device("meta"), pytest.raises(WeightsError, match=r"192 missing e\.g\. \['encoder\.blocks\.12\..*"
-                                              r"of another shape e\.g\. \['encoder\..*\(768.*!= \(1024"):
+    with torch.device("meta"), pytest.raises(
+            WeightsError, match=r"192 missing e\.g\. \['encoder\.blocks\.12\..*"
+                                r"of another shape e\.g\. \['encoder\..*\(768.*!= \(1024"):
         base = OlmoEarthPretrain_v1("base", "v1").model.state_dict()
         model.encoder_state(base, net, "large")
 
@@ -206,8 +210,8 @@ def test_workflow_runs_olmoearth_on_generated_s2_imagery(tmp_path):
         for month in (5, 7):
             data = (rng.uniform(300, 4000, (12, 48, 48)) + month * 50).astype(np.uint16)
             path = tmp_path / f"s2_{site}_{month}.tif"
-            with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=12, dtype="uint16", crs=crs,
-                               transform=from_origin(x0, y0, 10, 10), nodata=0) as dst:
+            with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=12, dtype="uint16",
+                               crs=crs, transform=from_origin(x0, y0, 10, 10), nodata=0) as dst:
                 dst.write(data)
             files.append(path)
             dates.append(f"2023-{month:02d}-15")

@@ -63,7 +63,8 @@ LAYOUT = ("the whole LatentMIM state dict as published in weights.pth: encoder.*
           "decoder.*), no other prefix")
 #: prefixes of the published file that are not the encoder eoembed runs (training-only heads as
 #: the library's _load_state_dict drops them)
-OTHER = ("target_encoder.", "decoder.", "reconstructor.", "supervision_head.", "location_token_distillation_head.")
+OTHER = ("target_encoder.", "decoder.", "reconstructor.", "supervision_head.",
+         "location_token_distillation_head.")
 #: legacy key the library's CompositeEncodings drops on load (older checkpoints carry it)
 LEGACY = ("composite_encodings.pos_embed",)
 
@@ -95,7 +96,8 @@ def _card(variant: str) -> ModelCard:
         notes="S2 L2A only (the encoder also takes S1 and Landsat, not offered). 128 px at 10 m by tiling, "
               "patch 8 (16 x 16 tokens); the library's example and rslearn take any patch size 1-8. "
               "Frames: 1-12, timestamps [day, month-1, year] of each frame's middle day (v1 reads the month "
-              "only). Gaps: 0 after normalisation, tokens of all-gap patches masked MISSING. Tokens: mean over "
+              "only). Gaps: 0 after normalisation, tokens of all-gap patches masked MISSING. "
+              "Tokens: mean over "
               "frames and band groups per patch. The architecture comes from the library's v1 size table, "
               "not from the published config.json (settings without weights, e.g. the attention kernel, are "
               "assumed equal). Hugging Face publishes no sha256 for weights.pth: pin it in "
@@ -111,7 +113,8 @@ def encoder_config(variant: str, **overrides: Any):
     )
 
     size = MODEL_SIZE_CONFIGS[f"{variant}_shallow_decoder"]
-    kwargs = dict(embedding_size=int(size["encoder_embedding_size"]), num_heads=int(size["encoder_num_heads"]),
+    kwargs = dict(embedding_size=int(size["encoder_embedding_size"]),
+                  num_heads=int(size["encoder_num_heads"]),
                   depth=int(size["encoder_depth"]), mlp_ratio=size["mlp_ratio"],
                   supported_modality_names=list(DEFAULT_MODALITIES), max_patch_size=PATCH, drop_path=0.1,
                   max_sequence_length=MAX_FRAMES)
