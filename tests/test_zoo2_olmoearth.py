@@ -128,6 +128,12 @@ def test_parity_with_the_library_loading_the_published_files(variant, frames, px
     pooled = (got.features * got.weight[:, None]).sum((2, 3)) / got.weight.sum((1, 2))[:, None]
     lib_pooled = out.pool_unmasked_tokens(PoolingType.MEAN, spatial_pooling=False).numpy()
     assert np.abs(pooled - lib_pooled).max() <= 1e-5
+    # a piece without any valid pixel (the library refuses it) gets weight 0, the others are unchanged
+    blank = s2_batch(np.concatenate([np.zeros_like(x[:1]), gapped.x["s2"][1:]]), months,
+                     np.concatenate([np.ones_like(mask[:1]), mask[1:]]))
+    both = model.forward(blank)
+    assert (both.weight[0] == 0).all() and (both.features[0] == 0).all()
+    assert np.abs(both.features[1] - got.features[1]).max() <= 1e-5
 
 
 def test_key_layout_published_latent_mim_file_only(tmp_path):

@@ -123,12 +123,15 @@ def encoder_config(variant: str, **overrides: Any):
 
 
 def timestamps(batch) -> np.ndarray:
-    """``(B, T, 3)`` int64 ``[day, month - 1, year]`` of each frame's middle day (years, 0-based doy)."""
-    years = batch.years if batch.years is not None else np.full_like(batch.doy, 2000)
-    out = np.zeros((*batch.doy.shape, 3), np.int64)
-    for idx in np.ndindex(batch.doy.shape):
-        d = dt.date(int(years[idx]), 1, 1) + dt.timedelta(days=int(batch.doy[idx]))
-        out[idx] = (d.day, d.month - 1, d.year)
+    """``(B, T, 3)`` int64 ``[day, month - 1, year]`` of each frame's middle day: the month from
+    ``batch.months``, day and year from ``years`` + 0-based ``doy`` (day 1, year 0 without years:
+    v1 reads only the month)."""
+    out = np.zeros((*batch.months.shape, 3), np.int64)
+    out[..., 0], out[..., 1] = 1, batch.months
+    if batch.years is not None:
+        for idx in np.ndindex(batch.doy.shape):
+            d = dt.date(int(batch.years[idx]), 1, 1) + dt.timedelta(days=int(batch.doy[idx]))
+            out[idx] = (d.day, batch.months[idx], d.year)
     return out
 
 
@@ -221,8 +224,19 @@ class OlmoEarth(Embedder):
         from eoembed.prep import TokenGrid
 
         sample = self.sample(batch)
-        fast = not bool((sample.sentinel2_l2a_mask == MaskValue.MISSING.value).any())
-        with torch.inference_mode():
-            out = self.net(sample, patch_size=PATCH, input_res=GSD, fast_pass=fast)["tokens_and_masks"]
-            feats, weight = pool_tokens(out.sentinel2_l2a, out.sentinel2_l2a_mask == MaskValue.MISSING.value)
-        return TokenGrid(feats.float().cpu().numpy(), weight.float().cpu().numpy())
+        gone = sample.sentinel2_l2a_mask == MaskValue.MISSING.value
+        # the library refuses a sample without any token: such pieces (all gaps) get weight 0
+        keep = ~gone.flatten(1).all(dim=1)
+        b, h, w = batch.size, batch.x["s2"].shape[3] // PATCH, batch.x["s2"].shape[4] // PATCH
+        feats = np.zeros((b, self.card.dims, h, w), np.float32)
+        weight = np.zeros((b, h, w), np.float32)
+        if keep.any():
+            part = sample._replace(**{k: getattr(sample, k)[keep] for k in
+                                      ("timestamps", "sentinel2_l2a", "sentinel2_l2a_mask")})
+            with torch.inference_mode():
+                out = self.net(part, patch_size=PATCH, input_res=GSD, fast_pass=not bool(gone.any()))
+                out = out["tokens_and_masks"]
+                f, wt = pool_tokens(out.sentinel2_l2a, out.sentinel2_l2a_mask == MaskValue.MISSING.value)
+            idx = keep.cpu().numpy()
+            feats[idx], weight[idx] = f.float().cpu().numpy(), wt.float().cpu().numpy()
+        return TokenGrid(feats, weight)
