@@ -28,6 +28,8 @@ MODELS: dict[str, str] = {
     "satmaepp_rgb": "eoembed.models.satmaepp:SatMAEpp@rgb",
     "satmaepp_s2": "eoembed.models.satmaepp:SatMAEpp@s2",
     "wildsat": "eoembed.models.wildsat:WildSAT@vitb16",
+    "wildsat_rn50": "eoembed.models.wildsat:WildSAT@rn50",
+    "wildsat_swint": "eoembed.models.wildsat:WildSAT@swint",
     "terrafm_base": "eoembed.models.terrafm:TerraFM@base",
     "terrafm_large": "eoembed.models.terrafm:TerraFM@large",
     "thor_tiny": "eoembed.models.thor:Thor@tiny",

@@ -43,15 +43,38 @@ CARD = ModelCard(
           "of those tiles vs eoembed's reflectance/0.3 is not verified. The image head sits on the "
           "1000-way ImageNet logits layer (kept, as upstream). Gaps are filled with the image mean "
           "(missing='fill_mean'), "
-          "because the min-max runs over every pixel. The ResNet-50 and Swin-T heads of the issue are not "
-          "implemented (no oracle).")
+          "because the min-max runs over every pixel. ResNet-50 and Swin-T heads: ids wildsat_rn50, "
+          "wildsat_swint.")
+
+DRIVE = "https://drive.google.com/uc?id="
+#: variant -> (Google Drive id of the README's 'ImageNet1k' row, architecture words)
+CNN = {"rn50": ("1LwCjzT1p0yFOtv1m0YD-rl7tP0eYXTb2", "ResNet-50"),
+       "swint": ("12rfb3ES9-RuIAk_RjzYrMQJG_5J1Iq5H", "Swin-T")}
+
+
+def _cnn_card(variant: str) -> ModelCard:
+    drive, words = CNN[variant]
+    return ModelCard(
+        id=f"wildsat_{variant}", family="zoo", kind="on_the_fly", variant=variant,
+        description=f"WildSAT {words} image embedding (256-d image head) of Sentinel-2 true colour",
+        inputs=(RGB_INPUT,), dims=256, outputs=("pooled",),
+        weights=(WeightsFile(f"{variant}-imagenet-wildsat.pth", DRIVE + drive, "", LICENCE),),
+        verified="library", licence=LICENCE, citation=CARD.citation, url=CARD.url, mem_mb=3000,
+        notes=(f"torchvision {'resnet50' if variant == 'rn50' else 'swin_t'} with its 1000-way ImageNet layer kept "
+               "and WildSAT's three bias-free linear heads on the logits, exactly as the original's get_model "
+               "builds it; checked against torchvision's own network and the heads recomputed from the same "
+               "weights (no oracle of the original code for this path). Checkpoint: the README's 'ImageNet1k' "
+               f"row for {words} (Google Drive id {drive}; manual step, the local file name is eoembed's); "
+               "read as ckpt['satellite_state_dict'] with DataParallel's 'module.' prefix, like the ViT-B/16 "
+               "file (assumed: same train.py). Input and per-image min-max as wildsat. No sha256 published."))
+
 
 class WildSAT(ZooEmbedder):
-    """WildSAT ViT-B/16 image encoder + image head (pooled 256-d)."""
+    """WildSAT image encoder + image head (pooled 256-d); variants vitb16, rn50, swint."""
 
-    cards: ClassVar[dict[str, ModelCard]] = {"vitb16": CARD}
+    cards: ClassVar[dict[str, ModelCard]] = {"vitb16": CARD, **{v: _cnn_card(v) for v in CNN}}
     card: ClassVar[ModelCard] = CARD
-    published: ClassVar[dict[str, dict[str, Any]]] = {"vitb16": net.PUBLISHED}
+    published: ClassVar[dict[str, dict[str, Any]]] = {"vitb16": net.PUBLISHED, **net.PUBLISHED_CNN}
     weights_member: ClassVar[str | None] = "satellite_state_dict"
 
     def inputs(self) -> tuple[InputSpec, ...]:

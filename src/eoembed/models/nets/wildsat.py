@@ -1,4 +1,5 @@
-"""WildSAT image encoder, ViT-B/16 path (Daroya et al., 2025; github.com/cvl-umass/wildsat).
+"""WildSAT image encoders (Daroya et al., 2025; github.com/cvl-umass/wildsat): the ViT-B/16 path
+(checked against the original code's oracle) and the ResNet-50 / Swin-T paths.
 
 ``models/get_model.py`` builds ``SingleTaskModel(backbone, decoder)``: the backbone is torchvision's
 ``vit_b_16`` INCLUDING its 1000-way ImageNet head ``heads.head`` (WildSAT does not remove it), the
@@ -8,6 +9,10 @@ decoder a ``ThreeLinearModel`` of three bias-free linear maps on the 1000 logits
 
 The network is torchvision's ``VisionTransformer`` itself (same class as the original), so the
 checkpoint's ``satellite_state_dict`` loads under its own names after stripping ``module.``.
+
+ResNet-50 / Swin-T (``get_model('resnet50' | 'swint', ...)``): torchvision's ``resnet50`` /
+``swin_t`` with their 1000-way ImageNet layers (``fc`` / ``head``) kept, the same ``ThreeLinearModel``
+on the logits; :class:`WildSATTorchvision` builds exactly that (configs :data:`PUBLISHED_CNN`).
 """
 
 from __future__ import annotations
@@ -107,14 +112,51 @@ class WildSATViT(nn.Module):
         }
 
 
-def build(config: Mapping[str, Any]) -> WildSATViT:
-    """Network from a config dict (keys of :data:`PUBLISHED`)."""
+#: ResNet-50 / Swin-T WildSAT paths: torchvision architecture name, ImageNet classes, head width
+PUBLISHED_CNN = {
+    "rn50": dict(arch="resnet50", image_size=224, num_classes=1000, num_outputs=256),
+    "swint": dict(arch="swin_t", image_size=224, num_classes=1000, num_outputs=256),
+}
+_CNN_KEYS = ("arch", "image_size", "num_classes", "num_outputs")
+
+
+class WildSATTorchvision(nn.Module):
+    """torchvision ResNet-50 or Swin-T (with ImageNet head) + WildSAT ThreeLinear projection heads."""
+
+    def __init__(self, arch: str, image_size: int, num_classes: int, num_outputs: int) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        if arch not in ("resnet50", "swin_t"):
+            raise ValueError(f"wildsat config arch={arch!r} is invalid: allowed 'resnet50', 'swin_t'")
+        self.image_size = image_size
+        self.backbone = getattr(tvm, arch)(weights=None, num_classes=num_classes)
+        self.decoder = ThreeLinear(num_classes, num_outputs)
+
+    def forward_tokens(self, x: Tensor) -> dict[str, Tensor]:
+        """RGB in [0, 1] (per-image min-max scaled) -> ``feats`` (ImageNet logits) and the three
+        branch embeddings; ``pooled`` = ``image`` (no token grid: the heads see one vector)."""
+        check_input(x, 3, self.image_size, "wildsat")
+        feats = self.backbone(x)
+        dec = self.decoder
+        image = dec.backbone3(feats)
+        return {"feats": feats, "image": image, "text": dec.backbone1(feats), "sinr": dec.backbone2(feats),
+                "pooled": image}
+
+
+def build(config: Mapping[str, Any]) -> nn.Module:
+    """Network from a config dict (keys of :data:`PUBLISHED`, or of :data:`PUBLISHED_CNN` with ``arch``)."""
+    if "arch" in config:
+        unknown = sorted(set(config) - set(_CNN_KEYS))
+        if unknown:
+            raise ValueError(f"unknown wildsat config keys {unknown}: allowed {sorted(_CNN_KEYS)}")
+        return WildSATTorchvision(**config)
     unknown = sorted(set(config) - set(_KEYS))
     if unknown:
         raise ValueError(f"unknown wildsat config keys {unknown}: allowed {sorted(_KEYS)}")
     return WildSATViT(**config)
 
 
-def load(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "") -> WildSATViT:
+def load(config: Mapping[str, Any], state_dict: Mapping[str, Tensor], prefix: str = "") -> nn.Module:
     """Build and strictly load; pass ``prefix=CHECKPOINT_PREFIX`` for ``ckpt['satellite_state_dict']``."""
     return load_strict(build(config), prepare_state_dict(state_dict, prefix=prefix), "wildsat")
