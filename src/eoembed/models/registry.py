@@ -46,6 +46,7 @@ MODELS: dict[str, str] = {
     "terramind_v1_small": "eoembed.models.terramind:TerraMind@small",
     "terramind_v1_base": "eoembed.models.terramind:TerraMind@base",
     "terramind_v1_large": "eoembed.models.terramind:TerraMind@large",
+    "clay_v15": "eoembed.models.clay_v15:ClayV15",
     "dinov2_small": "eoembed.models.dinov2:DINOv2@small",
     "dinov2_base": "eoembed.models.dinov2:DINOv2@base",
     "clip_vitb32": "eoembed.models.clip:CLIP@openai",
