@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import WeightsError
+from eoembed.errors import ModelError, WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
 
@@ -154,8 +154,10 @@ class ClayV15(Embedder):
         """Clay's encoder input: pixels, time, latlon (``(B, 4)`` each), gsd and waves (micrometres)."""
         import torch
 
-        years = batch.years if batch.years is not None else np.full_like(batch.doy, 2001)
-        time = [clay_time(y, d) for y, d in zip(years[:, 0], batch.doy[:, 0])]
+        if batch.years is None:
+            raise ModelError(f"model {self.card.id}: ReadyBatch.years is None; Clay's ISO-week encoding needs "
+                             "each frame's calendar year (allowed: a batch built by eoembed.prep.batches)")
+        time = [clay_time(y, d) for y, d in zip(batch.years[:, 0], batch.doy[:, 0])]
         latlon = [clay_latlon(lat, lon) for lat, lon in batch.latlon]
         return {"pixels": torch.from_numpy(np.ascontiguousarray(self.network_input(batch))),
                 "time": torch.tensor(time, dtype=torch.float32), "latlon": torch.tensor(latlon, dtype=torch.float32),
