@@ -35,6 +35,8 @@ from eoembed.prep import ReadyBatch  # noqa: E402
 from zoo_helpers import model_with, write  # noqa: E402
 
 NAME = "clay-v1.5.ckpt"
+#: Clay v1.5 = clay_mae_large's encoder (TerraTorch's / Clay's model.py)
+LARGE = {"dim": 1024, "depth": 24, "heads": 16, "dim_head": 64, "mlp_ratio": 4.0, "patch_size": 8}
 SHRUNK = {"dim": 72, "depth": 2, "heads": 3, "dim_head": 16, "mlp_ratio": 2.0, "patch_size": 8}
 #: Clay-foundation/model configs/metadata.yaml, the sentinel-2-l2a entry as published (band_order, gsd, bands)
 METADATA_YAML = """
@@ -42,16 +44,16 @@ sentinel-2-l2a:
   band_order: [blue, green, red, rededge1, rededge2, rededge3, nir, nir08, swir16, swir22]
   gsd: 10
   bands:
-    mean: {blue: 1105., green: 1355., red: 1552., rededge1: 1887., rededge2: 2422., rededge3: 2630., nir: 2743.,
-           nir08: 2785., swir16: 2388., swir22: 1835.}
-    std: {blue: 1809., green: 1757., red: 1888., rededge1: 1870., rededge2: 1732., rededge3: 1697., nir: 1742.,
-          nir08: 1648., swir16: 1470., swir22: 1379.}
+    mean: {blue: 1105., green: 1355., red: 1552., rededge1: 1887., rededge2: 2422., rededge3: 2630.,
+           nir: 2743., nir08: 2785., swir16: 2388., swir22: 1835.}
+    std: {blue: 1809., green: 1757., red: 1888., rededge1: 1870., rededge2: 1732., rededge3: 1697.,
+          nir: 1742., nir08: 1648., swir16: 1470., swir22: 1379.}
     wavelength: {blue: 0.493, green: 0.56, red: 0.665, rededge1: 0.704, rededge2: 0.74, rededge3: 0.783,
                  nir: 0.842, nir08: 0.865, swir16: 1.61, swir22: 2.19}
 """
 #: STAC common names of Clay's S2 bands -> ESA band designations
-COMMON = {"blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06", "rededge3": "B07",
-          "nir": "B08", "nir08": "B8A", "swir16": "B11", "swir22": "B12"}
+COMMON = {"blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+          "rededge3": "B07", "nir": "B08", "nir08": "B8A", "swir16": "B11", "swir22": "B12"}
 
 
 def normalize_timestamp(date: dt.datetime):  # Clay's formula (its tutorials / stacchip)
@@ -66,9 +68,9 @@ def normalize_latlon(lat: float, lon: float):  # Clay's formula
 
 
 def encoder(arch: dict):
-    return clay_v15.encoder_class()(mask_ratio=0.0, shuffle=False, patch_size=arch["patch_size"], dim=arch["dim"],
-                                    depth=arch["depth"], heads=arch["heads"], dim_head=arch["dim_head"],
-                                    mlp_ratio=arch["mlp_ratio"])
+    return clay_v15.encoder_class()(mask_ratio=0.0, shuffle=False, patch_size=arch["patch_size"],
+                                    dim=arch["dim"], depth=arch["depth"], heads=arch["heads"],
+                                    dim_head=arch["dim_head"], mlp_ratio=arch["mlp_ratio"])
 
 
 def published_checkpoint(arch: dict, seed: int, dtype=torch.float32) -> dict:
@@ -77,8 +79,8 @@ def published_checkpoint(arch: dict, seed: int, dtype=torch.float32) -> dict:
     from terratorch.models.backbones.clay_v15.model import Decoder
 
     g = torch.Generator().manual_seed(seed)
-    dec = Decoder(mask_ratio=0.0, patch_size=arch["patch_size"], encoder_dim=arch["dim"], dim=48, depth=1, heads=2,
-                  dim_head=16, mlp_ratio=2.0)
+    dec = Decoder(mask_ratio=0.0, patch_size=arch["patch_size"], encoder_dim=arch["dim"], dim=48, depth=1,
+                  heads=2, dim_head=16, mlp_ratio=2.0)
     state = {}
     for prefix, net in (("model.encoder.", encoder(arch)), ("model.decoder.", dec)):
         for k, v in net.state_dict().items():
@@ -113,7 +115,8 @@ def library_tokens(path: str, x: np.ndarray, date: dt.date, latlon, gsd: float) 
     cube = {"pixels": torch.from_numpy(x),
             "time": torch.tensor([[*week, *hour]] * len(x), dtype=torch.float32),
             "latlon": torch.tensor([[*a, *b] for a, b in zip(lat_n, lon_n)], dtype=torch.float32),
-            "gsd": torch.tensor(gsd), "waves": torch.tensor([meta["bands"]["wavelength"][b] for b in meta["band_order"]])}
+            "gsd": torch.tensor(gsd),
+            "waves": torch.tensor([meta["bands"]["wavelength"][b] for b in meta["band_order"]])}
     with torch.no_grad():
         out = net(cube)[0][:, 1:]
     b, _, h, w = x.shape
@@ -147,24 +150,25 @@ def test_key_layout_lightning_container_only(tmp_path, monkeypatch):
         monkeypatch.setitem(clay_v15.ARCH, k, v)
     ckpt = published_checkpoint(SHRUNK, seed=2)
     model_with("clay_v15", ckpt, tmp_path).load()
-    flat = {k[len("model.encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.encoder.")}
+    flat = {k[len("model.encoder."):]: v for k, v in ckpt["state_dict"].items()
+            if k.startswith("model.encoder.")}
     with pytest.raises(WeightsError, match=r"published key layout.*missing e\.g\. \['model\.encoder\..*"
                        r"top-level names outside 'model\.encoder\.': \['cls_token'"):
         model_with("clay_v15", flat, tmp_path).load()
     bigger = published_checkpoint({**SHRUNK, "dim": 136}, seed=3)
-    with pytest.raises(WeightsError, match=r"of another shape e\.g\. \['model\.encoder\.cls_token: \(1, 1, 136\) "
-                       r"!= \(1, 1, 72\)"):
+    with pytest.raises(WeightsError, match=r"of another shape e\.g\. \['model\.encoder\.cls_token: "
+                       r"\(1, 1, 136\) != \(1, 1, 72\)"):
         model_with("clay_v15", bigger, tmp_path).load()
     monkeypatch.undo()
     # the published ViT-L (clay_mae_large: 1024-d, 24 blocks, patch 8) on meta tensors
     with torch.device("meta"):
-        large = {f"model.encoder.{k}": v for k, v in encoder(
-            {"dim": 1024, "depth": 24, "heads": 16, "dim_head": 64, "mlp_ratio": 4.0, "patch_size": 8}).state_dict().items()}
+        large = {f"model.encoder.{k}": v for k, v in encoder(LARGE).state_dict().items()}
         model = create("clay_v15")
         net = model.build()
         assert set(model.encoder_state(large, net, "large")) == set(net.state_dict())
         short = {k: v for k, v in large.items() if ".layers.23." not in k}
-        with pytest.raises(WeightsError, match=r"missing e\.g\. \['model\.encoder\.transformer\.layers\.23\."):
+        with pytest.raises(WeightsError,
+                           match=r"missing e\.g\. \['model\.encoder\.transformer\.layers\.23\."):
             model.encoder_state(short, net, "large")
 
 
@@ -196,7 +200,8 @@ def test_preprocessing_equals_clays_metadata_transform_on_a_real_patch():
     (sla, cla), (slo, clo) = normalize_latlon(lat, lon)
     np.testing.assert_allclose(cube["latlon"][0].numpy(), [sla, cla, slo, clo], atol=1e-4)
     assert float(cube["gsd"]) == pytest.approx(meta["gsd"])
-    np.testing.assert_allclose(cube["waves"].numpy(), [meta["bands"]["wavelength"][b] for b in meta["band_order"]])
+    np.testing.assert_allclose(cube["waves"].numpy(),
+                               [meta["bands"]["wavelength"][b] for b in meta["band_order"]])
 
 
 @pytest.mark.slow
@@ -211,13 +216,13 @@ def test_workflow_runs_clay_v15_on_generated_s2_imagery(tmp_path):
     sites = SITES[:2]
     index = make_imagery(tmp_path / "sample", sites=sites, tile_px=48, dates=2)
     rois = make_rois(index, tmp_path / "rois.tsv", n_per_site=1, sites=sites, tile_px=48)
-    large = {"dim": 1024, "depth": 24, "heads": 16, "dim_head": 64, "mlp_ratio": 4.0, "patch_size": 8}
-    path, sha = write(published_checkpoint(large, seed=9, dtype=torch.float16), tmp_path / NAME)
+    path, sha = write(published_checkpoint(LARGE, seed=9, dtype=torch.float16), tmp_path / NAME)
     work = tmp_path / "run"
     work.mkdir()
     write_config(work, index, rois, models={"clay_v15": {"sensor": "s2", "weights": {NAME: path},
                                                          "weights_sha256": {NAME: sha}}},
-                 benchmark=False, chunk_size=2, weights={"dir": str(tmp_path / "empty_cache"), "allow_download": False},
+                 benchmark=False, chunk_size=2,
+                 weights={"dir": str(tmp_path / "empty_cache"), "allow_download": False},
                  output={"grid": True, "grid_cell_m": 80})
 
     snakemake(work)

@@ -29,8 +29,8 @@ from zoo_helpers import model_with, patch_dn, ready, write  # noqa: E402
 MOD = "untok_sen2l2a@224"
 #: ESA's Sentinel-2 band designations of TerraMind's (TerraTorch's) S2 L2A band names
 ESA = {"COASTAL_AEROSOL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": "B04", "RED_EDGE_1": "B05",
-       "RED_EDGE_2": "B06", "RED_EDGE_3": "B07", "NIR_BROAD": "B08", "NIR_NARROW": "B8A", "WATER_VAPOR": "B09",
-       "SWIR_1": "B11", "SWIR_2": "B12"}
+       "RED_EDGE_2": "B06", "RED_EDGE_3": "B07", "NIR_BROAD": "B08", "NIR_NARROW": "B8A",
+       "WATER_VAPOR": "B09", "SWIR_1": "B11", "SWIR_2": "B12"}
 
 
 @contextmanager
@@ -62,7 +62,8 @@ def full_model(size: str):
     dim = get_card(f"terramind_v1_{size}").dims
     enc, _ = build_modality_embeddings(MODALITY_INFO, ["S2L2A", "S2L1C", "RGB", "S1GRD", "S1RTC", "DEM"],
                                        img_size=224, dim=dim, patch_size=16)
-    dec, _ = build_output_modality_embeddings(MODALITY_INFO, ["S2L2A", "S1GRD", "S1RTC", "DEM", "LULC", "NDVI"],
+    dec, _ = build_output_modality_embeddings(MODALITY_INFO,
+                                              ["S2L2A", "S1GRD", "S1RTC", "DEM", "LULC", "NDVI"],
                                               img_size=224, dim=dim, patch_size=16)
     # terratorch 1.2.1's tiny/small encdec builders pass pretrained_bands on to TerraMind(), which takes none
     original, tr.TerraMind = tr.TerraMind, (lambda pretrained_bands=None, **kw: TerraMind(**kw))
@@ -79,8 +80,8 @@ def published_state(size: str, seed: int) -> dict:
     net = full_model(size)
     g = torch.Generator().manual_seed(seed)
     params = {k for k, _ in net.named_parameters()}
-    return {k: (torch.randn(v.shape, generator=g) * (0.02 if v.ndim > 1 else 0.1)) if k in params else v.clone()
-            for k, v in net.state_dict().items()}
+    return {k: torch.randn(v.shape, generator=g) * (0.02 if v.ndim > 1 else 0.1) if k in params
+            else v.clone() for k, v in net.state_dict().items()}
 
 
 def library_tokens(size: str, path: str, x: np.ndarray) -> np.ndarray:
@@ -127,7 +128,8 @@ def test_key_layout_published_file_only(tmp_path):
                        r"unexpected e\.g\. \['model\."):
         model_with("terramind_v1_tiny", prefixed, tmp_path).load()
     no_s2 = {k: v for k, v in state.items() if MOD not in k}
-    with pytest.raises(WeightsError, match=r"2 missing e\.g\. \['encoder_embeddings\.untok_sen2l2a@224\.mod_emb"):
+    with pytest.raises(WeightsError,
+                       match=r"2 missing e\.g\. \['encoder_embeddings\.untok_sen2l2a@224\.mod_emb"):
         model_with("terramind_v1_tiny", no_s2, tmp_path).load()
     with pytest.raises(WeightsError, match=r"of another shape e\.g\. \['encoder_embeddings\.untok_sen2l2a@224"
                        r"\.mod_emb: \(1, 1, 384\) != \(1, 1, 192\)"):
@@ -194,7 +196,8 @@ def test_workflow_runs_terramind_on_generated_s2_imagery(tmp_path):
     work.mkdir()
     write_config(work, index, rois, models={model_id: {"sensor": "s2", "weights": {name: path},
                                                        "weights_sha256": {name: sha}}},
-                 benchmark=False, chunk_size=2, weights={"dir": str(tmp_path / "empty_cache"), "allow_download": False},
+                 benchmark=False, chunk_size=2,
+                 weights={"dir": str(tmp_path / "empty_cache"), "allow_download": False},
                  output={"grid": True, "grid_cell_m": 80})
 
     snakemake(work)

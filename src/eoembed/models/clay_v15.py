@@ -46,7 +46,8 @@ WAVES_UM = tuple(v[3] for v in S2_METADATA.values())
 ARCH = {"dim": 1024, "depth": 24, "heads": 16, "dim_head": 64, "mlp_ratio": 4.0, "patch_size": 8}
 SIZE = 256
 PREFIX = "model.encoder."
-LAYOUT = f"Lightning checkpoint of the whole ClayMAE: state_dict with {PREFIX}* (+ model.decoder.*, teacher, ...)"
+LAYOUT = (f"Lightning checkpoint of the whole ClayMAE: state_dict with {PREFIX}* "
+          "(+ model.decoder.*, teacher, ...)")
 WEIGHTS = WeightsFile(name="clay-v1.5.ckpt",
                       url="https://huggingface.co/made-with-clay/Clay/resolve/main/v1.5/clay-v1.5.ckpt",
                       sha256="", licence="Apache-2.0", size_bytes=None)
@@ -54,7 +55,8 @@ WEIGHTS = WeightsFile(name="clay-v1.5.ckpt",
 S2_INPUT = InputSpec(
     modality="s2", collections=("sentinel-2-l2a",), bands=BANDS,
     norm=tuple(BandNorm(v[1], v[2]) for v in S2_METADATA.values()), gsd_m=10.0, gsd_tolerance=10.0,
-    time=TimePolicy(1, 1), space=SpacePolicy("fixed", size=SIZE, token_px=ARCH["patch_size"], default_prep="resize"),
+    time=TimePolicy(1, 1),
+    space=SpacePolicy("fixed", size=SIZE, token_px=ARCH["patch_size"], default_prep="resize"),
     missing="fill_zero", metadata=("gsd", "latlon", "time"),
     norm_source="Clay configs/metadata.yaml (Clay-foundation/model), sentinel-2-l2a bands.mean / bands.std: "
                 "(DN - mean) / std of S2 L2A reflectance x 10000 (Clay's v2.Normalize); NoData -> 0")
@@ -68,10 +70,11 @@ CARD = ModelCard(
     citation="Clay Foundation (2024). Clay Foundation Model v1.5: an open source AI model for Earth. "
              "https://github.com/Clay-foundation/model (doi:10.57967/hf/1537)",
     url="https://huggingface.co/made-with-clay/Clay", mem_mb=12000, runtime_min=90,
-    notes="Sentinel-2 L2A only (Clay's metadata for the 10 bands; Landsat, NAIP, LINZ, S1 and MODIS inputs are "
-          "not offered). Wavelengths are Clay's metadata values (B08 0.842 um), not the collection's. GSD: "
-          "the pixel size after resize (a 2.56 km ROI at 256 px = 10 m). Time: ISO week of the frame's middle "
-          "day, hour 0 (composites carry no acquisition time; Clay's chips had the scene's UTC hour). "
+    notes="Sentinel-2 L2A only (Clay's metadata for the 10 bands; Landsat, NAIP, LINZ, S1 and MODIS "
+          "inputs are not offered). Wavelengths are Clay's metadata values (B08 0.842 um), not the "
+          "collection's. GSD: the pixel size after resize (a 2.56 km ROI at 256 px = 10 m). Time: ISO "
+          "week of the frame's middle day, hour 0 (composites carry no acquisition time; Clay's chips had "
+          "the scene's UTC hour). "
           "Clay's embedding is the CLS token; eoembed's pooled output is the mean of the patch tokens. The "
           "checkpoint is 5.2 GB (encoder, decoder, teacher and optimizer state); no sha256 published: pin it "
           "in models.clay_v15.weights_sha256. `clay` (without suffix) is the precomputed Clay product.")
@@ -155,12 +158,14 @@ class ClayV15(Embedder):
         import torch
 
         if batch.years is None:
-            raise ModelError(f"model {self.card.id}: ReadyBatch.years is None; Clay's ISO-week encoding needs "
-                             "each frame's calendar year (allowed: a batch built by eoembed.prep.batches)")
+            raise ModelError(f"model {self.card.id}: ReadyBatch.years is None; Clay's ISO-week encoding "
+                             "needs each frame's calendar year (allowed: a batch built by "
+                             "eoembed.prep.batches)")
         time = [clay_time(y, d) for y, d in zip(batch.years[:, 0], batch.doy[:, 0])]
         latlon = [clay_latlon(lat, lon) for lat, lon in batch.latlon]
         return {"pixels": torch.from_numpy(np.ascontiguousarray(self.network_input(batch))),
-                "time": torch.tensor(time, dtype=torch.float32), "latlon": torch.tensor(latlon, dtype=torch.float32),
+                "time": torch.tensor(time, dtype=torch.float32),
+                "latlon": torch.tensor(latlon, dtype=torch.float32),
                 "gsd": torch.tensor(float(batch.gsd_m)), "waves": torch.tensor(WAVES_UM, dtype=torch.float32)}
 
     def forward(self, batch):

@@ -58,8 +58,8 @@ S2_INPUT = InputSpec(
     norm=tuple(BandNorm(m, s) for m, s in zip(MEAN, STD)), gsd_m=10.0, time=TimePolicy(1, 1),
     space=SpacePolicy("fixed", size=224, token_px=PATCH, default_prep="resize"), missing="fill_zero",
     norm_source="terratorch 1.2.1 terramind_register v1_pretraining_mean / v1_pretraining_std "
-                "['untok_sen2l2a@224'] (TerraMind 1.0, not v0.1), (x - mean) / std of S2 L2A reflectance x 10000; "
-                "NoData -> 0 after standardisation")
+                "['untok_sen2l2a@224'] (TerraMind 1.0, not v0.1), (x - mean) / std of S2 L2A "
+                "reflectance x 10000; NoData -> 0 after standardisation")
 
 
 def _card(size: str) -> ModelCard:
@@ -70,17 +70,19 @@ def _card(size: str) -> ModelCard:
         description=f"TerraMind 1.0 {size}: encoder of the any-to-any EO model on raw S2 L2A (12 bands), "
                     "via TerraTorch",
         inputs=(S2_INPUT,), dims=VARIANTS[size], outputs=("pooled", "grid"),
-        weights=(WeightsFile(name=file, url=f"{HF}/{repo}/resolve/main/{file}", sha256="", licence="Apache-2.0"),),
+        weights=(WeightsFile(name=file, url=f"{HF}/{repo}/resolve/main/{file}", sha256="",
+                             licence="Apache-2.0"),),
         verified="library", licence="Apache-2.0",
         citation="Jakubik, J., Yang, F., Blumenstiel, B., et al. (2025). TerraMind: Large-Scale Generative "
                  "Multimodality for Earth Observation. arXiv:2504.11171",
-        url=f"{HF}/{repo}", mem_mb={"tiny": 2000, "small": 3000, "base": 4000}.get(size, 8000), runtime_min=60,
-        notes="Raw S2 L2A input only (TerraMind's other modalities, S1, DEM, LULC, NDVI, coordinates, and its "
-              "tokenizers are not used). 12 bands, one frame, 224 px by resize (2.24 km at 10 m), published v1 "
-              "z-score statistics. Uncertain: whether the pre-training L2A (TerraMesh) kept the +1000 "
-              "BOA offset of processing baseline 04.00+; eoembed feeds reflectance x 10000 without it. Tokens: "
-              "last block after the final norm, no CLS; pooled = mean of the patch tokens. Hugging Face "
-              "publishes no sha256 for the file: pin it in models.<id>.weights_sha256.")
+        url=f"{HF}/{repo}", mem_mb={"tiny": 2000, "small": 3000, "base": 4000}.get(size, 8000),
+        runtime_min=60,
+        notes="Raw S2 L2A input only (TerraMind's other modalities, S1, DEM, LULC, NDVI, coordinates, "
+              "and its tokenizers are not used). 12 bands, one frame, 224 px by resize (2.24 km at 10 m), "
+              "published v1 z-score statistics. Uncertain: whether the pre-training L2A (TerraMesh) kept "
+              "the +1000 BOA offset of processing baseline 04.00+; eoembed feeds reflectance x 10000 "
+              "without it. Tokens: last block after the final norm, no CLS; pooled = mean of the patch "
+              "tokens. Hugging Face publishes no sha256 for the file: pin it in models.<id>.weights_sha256.")
 
 
 class TerraMind(Embedder):
@@ -115,8 +117,8 @@ class TerraMind(Embedder):
         if missing or other or wrong:
             raise WeightsError(
                 f"weights file {where}: not the published key layout ({LAYOUT}); {len(missing)} missing e.g. "
-                f"{missing[:3]}, {len(other)} unexpected e.g. {other[:3]}, {len(wrong)} of another shape e.g. "
-                f"{wrong[:2]}")
+                f"{missing[:3]}, {len(other)} unexpected e.g. {other[:3]}, {len(wrong)} of another shape "
+                f"e.g. {wrong[:2]}")
         return checkpoint_filter_fn(state, net)
 
     def _load(self) -> None:
