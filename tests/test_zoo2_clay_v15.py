@@ -30,7 +30,7 @@ pytest.importorskip("terratorch.models.backbones.clay_v15.model")
 from eoembed.collections import S2_BANDS  # noqa: E402
 from eoembed.errors import WeightsError  # noqa: E402
 from eoembed.models import clay_v15  # noqa: E402
-from eoembed.models.registry import create, get_card  # noqa: E402
+from eoembed.models.registry import create  # noqa: E402
 from eoembed.prep import ReadyBatch  # noqa: E402
 from zoo_helpers import model_with, write  # noqa: E402
 

@@ -48,10 +48,6 @@ class AgriFM(ZooEmbedder):
     weights_member: ClassVar[str | None] = None
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def inputs(self) -> tuple[InputSpec, ...]:
         from dataclasses import replace
 

@@ -62,7 +62,6 @@ class AnySat(ZooEmbedder):
         if isinstance(t, bool) or not isinstance(t, int) or t < 1 or t % (p // 10):
             raise ModelError(f"model anysat: options.tile_px={t!r} is invalid: allowed a positive "
                              f"multiple of patch_size / 10 = {p // 10} px")
-        self.forward_batch = int(self.options["batch_size"])
 
     def inputs(self) -> tuple[InputSpec, ...]:
         scale = self.options["patch_size"] // 10

@@ -7,7 +7,7 @@ Options come from config and are validated against ``Embedder.default_options``.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -192,6 +192,9 @@ class Embedder(ABC):
     default_options: ClassVar[dict[str, Any]] = {}
     #: Pieces per forward pass (the config's batch size is in ROIs; tiles may make more pieces).
     forward_batch: ClassVar[int] = 16
+    #: Allowed values of ``options.tokens`` for models offering a choice of output tokens
+    #: (checked at construction; empty = the model has no such option).
+    token_choices: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu",
                  weights_dir: str | None = None, allow_download: bool = False,
@@ -211,6 +214,15 @@ class Embedder(ABC):
                               f"allowed: {sorted(opts)}")
         opts.update(options or {})
         self.options = opts
+        if "batch_size" in opts:  # images per forward pass
+            b = opts["batch_size"]
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ConfigError(f"model {self.card.id!r}: options.batch_size={b!r} is invalid: allowed a "
+                                  "positive integer")
+            self.forward_batch = b
+        if self.token_choices and opts.get("tokens") not in self.token_choices:
+            raise ConfigError(f"model {self.card.id!r}: options.tokens={opts.get('tokens')!r} is invalid: "
+                              f"allowed {list(self.token_choices)}")
         self.device = resolve_device(device)
         self.weights_dir = weights_dir
         self.allow_download = allow_download

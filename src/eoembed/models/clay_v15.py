@@ -113,10 +113,6 @@ class ClayV15(Embedder):
     card: ClassVar[ModelCard] = CARD
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """The encoder, mask ratio 0 and no shuffle (untrained)."""
         a = ARCH

@@ -86,10 +86,6 @@ class CLIP(Embedder):
     card: ClassVar[ModelCard] = OPENAI_CARD
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 32}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """open_clip's CLIP model of this variant's architecture (untrained)."""
         import open_clip

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import ModelError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
@@ -67,12 +66,7 @@ class ConvNeXtV2(Embedder):
     card: ClassVar[ModelCard] = cards["atto"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 16, "tokens": "pooled"}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.options["tokens"] not in TOKENS:
-            raise ModelError(f"model {self.card.id}: options.tokens={self.options['tokens']!r} is invalid: "
-                             f"allowed {list(TOKENS)}")
-        self.forward_batch = int(self.options["batch_size"])
+    token_choices: ClassVar[tuple[str, ...]] = TOKENS
 
     def inputs(self) -> tuple[InputSpec, ...]:
         token = 224 if self.options["tokens"] == "pooled" else 32

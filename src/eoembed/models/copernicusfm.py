@@ -79,12 +79,7 @@ class CopernicusFM(Embedder):
     cards: ClassVar[dict[str, ModelCard]] = {"base": CARD}
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8, "tokens": "pooled"}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.options["tokens"] not in TOKENS:
-            raise ModelError(f"model {self.card.id}: options.tokens={self.options['tokens']!r} is invalid: "
-                             f"allowed {list(TOKENS)}")
-        self.forward_batch = int(self.options["batch_size"])
+    token_choices: ClassVar[tuple[str, ...]] = TOKENS
 
     def inputs(self) -> tuple[InputSpec, ...]:
         token = 224 if self.options["tokens"] == "pooled" else PATCH_PX

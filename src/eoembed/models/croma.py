@@ -130,10 +130,6 @@ class CROMA(Embedder):
     card: ClassVar[ModelCard] = cards["base"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """TorchGeo's CROMA of this size with both modalities, untrained, 120 px inputs."""
         from torchgeo.models import croma

@@ -59,10 +59,6 @@ class DINOv2(Embedder):
     card: ClassVar[ModelCard] = cards["small"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 16}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """timm's DINOv2 network for these weights (518 px grid, dynamic input size, no head)."""
         import timm

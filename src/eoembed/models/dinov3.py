@@ -65,10 +65,6 @@ class DINOv3Sat(Embedder):
     card: ClassVar[ModelCard] = CARD
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     @staticmethod
     def build(device: Any = None):
         """timm's DINOv3 ViT-L/16 for these weights (no head, dynamic input size); ``device="meta"``

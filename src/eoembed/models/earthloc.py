@@ -58,10 +58,6 @@ class EarthLoc(Embedder):
               "carries its prefix 8b632e30).")
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     @staticmethod
     def build():
         """TorchGeo's EarthLoc as its builder makes it for these weights (no ImageNet download)."""

@@ -82,7 +82,6 @@ class Galileo(Embedder):
         if self.options["missing"] not in ("mask", "fill_mean"):
             raise ModelError(f"model {self.card.id}: options.missing={self.options['missing']!r} is invalid: "
                              "allowed 'mask' (encoder masks) or 'fill_mean' (upstream Dataset._fillna)")
-        self.forward_batch = int(self.options["batch_size"])
 
     def inputs(self) -> tuple[InputSpec, ...]:
         p = self.options["patch_size"]

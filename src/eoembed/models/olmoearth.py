@@ -157,10 +157,6 @@ class OlmoEarth(Embedder):
     card: ClassVar[ModelCard] = cards["base"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """The library's v1 encoder of this size (untrained, no download), restricted to the
         modalities the published encoders were trained on (as ``load_model_from_*`` does)."""

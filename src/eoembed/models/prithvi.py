@@ -97,10 +97,6 @@ class Prithvi(Embedder):
     card: ClassVar[ModelCard] = cards["300"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     @property
     def time_location(self) -> bool:
         return self.card.variant.endswith("_tl")

@@ -75,10 +75,6 @@ class Satlas(Embedder):
     card: ClassVar[ModelCard] = cards["swint_ms"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def build(self):
         """torchvision's Swin-V2 with the stem widened to the bands, as TorchGeo's builder does."""
         import torch

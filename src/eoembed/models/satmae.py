@@ -106,10 +106,6 @@ class SatMAE(ZooEmbedder):
     weights_member: ClassVar[str | None] = "model"
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def inputs(self) -> tuple[InputSpec, ...]:
         spec = self.card.inputs[0]
         size, p = int(self.config["img_size"]), int(self.config["patch_size"])

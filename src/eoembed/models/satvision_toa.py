@@ -64,10 +64,6 @@ class SatVisionTOA(ZooEmbedder):
     weights_member: ClassVar[str | None] = "module"
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 2}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def inputs(self) -> tuple[InputSpec, ...]:
         c = self.config
         size, token = int(c["img_size"]), int(c["patch_size"]) * 2 ** (len(c["depths"]) - 1)

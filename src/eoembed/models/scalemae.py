@@ -63,10 +63,6 @@ class ScaleMAE(Embedder):
               "file name carries its prefix 98ed9821).")
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     @staticmethod
     def build():
         """TorchGeo's Scale-MAE ViT-L/16, untrained, without a classifier."""

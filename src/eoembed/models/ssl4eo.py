@@ -175,10 +175,6 @@ class SSL4EO(Embedder):
     card: ClassVar[ModelCard] = cards["resnet50_moco"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 16}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     @property
     def arch(self) -> str:
         return PUBLISHED[self.card.variant.removesuffix("_l2a")].arch

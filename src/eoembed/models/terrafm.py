@@ -63,7 +63,6 @@ class TerraFM(ZooEmbedder):
             raise ModelError(f"model {self.card.id}: options.stem={self.options['stem']!r} is invalid: "
                              "allowed "
                              "null (the original's routing: L1C stem), 'l1c' or 'l2a'")
-        self.forward_batch = int(self.options["batch_size"])
 
     def inputs(self) -> tuple[InputSpec, ...]:
         size, p = int(self.config["img_size"]), int(self.config["patch_size"])

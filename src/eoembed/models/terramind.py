@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.collections import S2_BANDS
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
@@ -91,10 +90,6 @@ class TerraMind(Embedder):
     cards: ClassVar[dict[str, ModelCard]] = {v: _card(v) for v in VARIANTS}
     card: ClassVar[ModelCard] = cards["base"]
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 8}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
 
     def build(self):
         """TerraTorch's TerraMind ViT of this size with the raw S2 L2A modality (untrained, no download)."""

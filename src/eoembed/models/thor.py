@@ -62,10 +62,6 @@ class Thor(ZooEmbedder):
         s: {**c, **net.PUBLISHED_COMMON} for s, c in net.PUBLISHED.items()}
     default_options: ClassVar[dict[str, Any]] = {"batch_size": 4}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.forward_batch = int(self.options["batch_size"])
-
     def inputs(self) -> tuple[InputSpec, ...]:
         size, p = int(self.config["ground_cover"]) // 10, int(self.config["patch_size"])
         return (replace(S2_INPUT, space=SpacePolicy("fixed", size=size, token_px=p, default_prep="resize")),)
