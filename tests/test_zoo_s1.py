@@ -125,7 +125,7 @@ def test_thor_s1_reads_the_s1_convs_of_the_published_container(tmp_path: Path) -
 
     o = Oracle("thor")
     cfg = _config(o.meta)  # ground cover 480 m: 48 px of S1 at 10 m, 6 x 6 tokens
-    assert {"ind_patch_embed.patch_embed.S1:VV.weight", "ind_patch_embed.patch_embed.S1:VH.weight"} <= set(o.sd)
+    assert {f"ind_patch_embed.patch_embed.S1:{p}.weight" for p in ("VV", "VH")} <= set(o.sd)
     rng = np.random.default_rng(5)
     linear = 10 ** (rng.normal(-15.0, 5.0, (2, 2, 48, 48)) / 10)
     comps = [s1_composite(linear[i], collection="sentinel-1-grd") for i in range(2)]

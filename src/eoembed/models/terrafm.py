@@ -50,7 +50,8 @@ def _card(size: str, dims: int, s1: bool = False) -> ModelCard:
     what = "Sentinel-1 VV, VH (S1 stem)" if s1 else "12 Sentinel-2 bands"
     return ModelCard(
         id=f"terrafm_{variant}", family="zoo", kind="on_the_fly", variant=variant,
-        description=f"TerraFM-{size[0].upper()} ViT on {what}", inputs=(S1_INPUT if s1 else S2_INPUT,), dims=dims,
+        description=f"TerraFM-{size[0].upper()} ViT on {what}", inputs=(S1_INPUT if s1 else S2_INPUT,),
+        dims=dims,
         outputs=("pooled", "grid"),
         weights=(WeightsFile(f"TerraFM-{size[0].upper()}.pth",
                              f"https://huggingface.co/MBZUAI/TerraFM/resolve/main/TerraFM-{size[0].upper()}.pth",
