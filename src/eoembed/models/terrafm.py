@@ -112,5 +112,8 @@ class TerraFM(ZooEmbedder):
         return self.tensor(batch.x[self.card.inputs[0].modality][:, 0])
 
     def run(self, net_: Any, inp: Any, batch: Any) -> Any:
-        stem = "s1" if self.s1 else self.options["stem"] and f"s2_{self.options['stem']}"
+        if self.s1:
+            stem = "s1"
+        else:
+            stem = None if self.options["stem"] is None else f"s2_{self.options['stem']}"
         return net_.forward_tokens(inp, stem=stem)["grid"]
