@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import types
 
 import numpy as np
@@ -211,34 +210,15 @@ def test_s2_preprocessing_equals_croma_normalisation_on_a_real_patch():
 def test_workflow_runs_croma_on_generated_s1_and_s2(base_container, tmp_path):
     import geopandas as gpd
     import pandas as pd
-    import rasterio
 
-    from eoembed.catalog import build_catalog
     from eoembed.export_grid import open_grid
-    from workflow_helpers import SITES, make_imagery, make_rois, snakemake, write_config
+    from workflow_helpers import SITES, add_s1, make_imagery, make_rois, snakemake, write_config
     from zoo_helpers import roi_grid_path
 
     sites = SITES[:2]
     sample = tmp_path / "sample"
     index = make_imagery(sample, sites=sites, dates=2)
-    doc = json.loads(index.read_text())
-    files, dates = [], []
-    for f in doc["features"]:  # one S1 scene per S2 scene: linear power from the S2 NIR, same grid
-        f["collection"] = "sentinel-2-l2a"
-        with rasterio.open(sample / f["assets"]["B08"]["href"]) as src:
-            nir, profile = src.read(1).astype(np.float32), src.profile
-        vv = 0.02 + nir / 1e5
-        out = tmp_path / "s1" / f"{f['id']}_S1.tif"
-        out.parent.mkdir(exist_ok=True)
-        profile.update(count=2, dtype="float32", nodata=-32768)
-        with rasterio.open(out, "w", **profile) as dst:
-            dst.write(np.stack([vv, vv / 5]))
-        files.append(out)
-        dates.append(f["properties"]["datetime"])
-    s1 = json.loads(build_catalog(files, sample / "s1.json", bands=["VV", "VH"], datetime=dates,
-                                  collection="sentinel-1-grd").read_text())
-    both = sample / "s1_s2.json"
-    both.write_text(json.dumps({"type": "FeatureCollection", "features": doc["features"] + s1["features"]}))
+    both = add_s1(sample, index, tmp_path / "s1")  # one S1 scene per S2 scene, linear power, same grid
 
     rois = make_rois(index, tmp_path / "rois.tsv", n_per_site=2, sites=sites)
     work = tmp_path / "run"

@@ -26,8 +26,10 @@ S2_12 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "
 
 def test_every_zoo_model_is_registered_with_a_complete_card() -> None:
     assert ZOO_IDS == ["agrifm", "anysat", "fomo", "satmae_group", "satmae_rgb", "satmaepp_rgb",
-                       "satmaepp_s2", "satvision_toa", "terrafm_base", "terrafm_large", "thor_base",
-                       "thor_large", "thor_small", "thor_tiny", "wildsat", "wildsat_rn50", "wildsat_swint"]
+                       "satmaepp_s2", "satvision_toa", "terrafm_base", "terrafm_base_s1", "terrafm_large",
+                       "terrafm_large_s1", "thor_base", "thor_base_s1", "thor_large", "thor_large_s1",
+                       "thor_small", "thor_small_s1", "thor_tiny", "thor_tiny_s1", "wildsat", "wildsat_rn50",
+                       "wildsat_swint"]
     for mid in ZOO_IDS:
         card = get_card(mid)
         # WildSAT's ResNet-50 / Swin-T paths have no oracle: torchvision + the heads (library)
@@ -52,6 +54,16 @@ def test_sentinel2_sensor_checks_against_the_declarations() -> None:
         if mid == "satvision_toa":  # MODIS only: a Sentinel-2 sensor is refused, by name
             assert problems == ["model 'satvision_toa', sensor 's2': collection='sentinel-2-l2a' is not "
                                 "accepted; allowed ['modis-toa']"]
+        elif mid.endswith("_s1"):  # S1 variants: a Sentinel-2 sensor is refused, an S1 sensor accepted
+            assert len(problems) == 1 and "collection='sentinel-2-l2a' is not accepted; allowed" in problems[0]
+            assert "'sentinel-1-grd'" in problems[0] and "'sentinel-1-rtc'" in problems[0], problems
+            for coll in ("sentinel-1-grd", "sentinel-1-rtc"):
+                s1 = SensorSpec(collection=coll, bands=("VV", "VH"))
+                assert check_sensor(mid, spec, "s1", s1) == [], mid
+            assert check_sensor(mid, spec, "s1", SensorSpec(collection="sentinel-1-rtc", bands=("VV",))) == [
+                f"model '{mid}', sensor 's1': bands=['VV'] lacks ['VH']; the model needs ['VV', 'VH']"]
+            # the same published weights file as the S2 variant of that size
+            assert get_card(mid).weights == get_card(mid[:-3]).weights, mid
         else:
             assert problems == [], (mid, problems)
     rgb_only = SensorSpec(bands=("B02", "B03", "B04"))
@@ -70,6 +82,10 @@ def test_option_errors_name_field_value_and_what_is_allowed() -> None:
         create("anysat", {"patch_size": 30, "tile_px": 64})
     with pytest.raises(ModelError, match=r"options\.stem='s1' is invalid: allowed null"):
         create("terrafm_large", {"stem": "s1"})
+    with pytest.raises(ModelError, match=r"terrafm_large_s1: options\.stem='l1c' is invalid: allowed null "
+                                         r"\(an S1 variant has one stem, 's1'; the S2 stems belong to "
+                                         r"terrafm_large\)"):
+        create("terrafm_large_s1", {"stem": "l1c"})
     with pytest.raises(ConfigError, match=r"unknown option\(s\) \['patch'\]"):
         create("thor_tiny", {"patch": 4})
     spec = create("anysat", {"patch_size": 40, "tile_px": 48}).inputs()[0]

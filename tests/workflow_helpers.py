@@ -33,6 +33,38 @@ def make_rois(index: Path, path: Path, n_per_site: int = 3, sites=SITES, tile_px
     return path
 
 
+def add_s1(sample: Path, index: Path, out: Path, collection: str = "sentinel-1-grd") -> Path:
+    """One S1 scene (VV, VH linear power, float32 COG on the same grid) per S2 scene of ``index``,
+    derived from the S2 NIR so that sites differ; returns a catalogue of both (S2 features labelled
+    ``sentinel-2-l2a``) written next to ``index``."""
+    import json
+
+    import numpy as np
+    import rasterio
+
+    from eoembed.catalog import build_catalog
+
+    doc = json.loads(index.read_text())
+    files, dates = [], []
+    out.mkdir(parents=True, exist_ok=True)
+    for f in doc["features"]:
+        f["collection"] = "sentinel-2-l2a"
+        with rasterio.open(sample / f["assets"]["B08"]["href"]) as src:
+            nir, profile = src.read(1).astype(np.float32), src.profile
+        vv = 0.02 + nir / 1e5
+        path = out / f"{f['id']}_S1.tif"
+        profile.update(count=2, dtype="float32", nodata=-32768)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.stack([vv, vv / 5]))
+        files.append(path)
+        dates.append(f["properties"]["datetime"])
+    s1 = json.loads(build_catalog(files, sample / "s1.json", bands=["VV", "VH"], datetime=dates,
+                                  collection=collection).read_text())
+    both = sample / "s1_s2.json"
+    both.write_text(json.dumps({"type": "FeatureCollection", "features": doc["features"] + s1["features"]}))
+    return both
+
+
 def write_config(workdir: Path, catalog: Path, rois: Path, models=("spectral", "mosaiks"),
                  chunk_size: int = 3, benchmark: bool = True, **extra) -> Path:
     config = {

@@ -56,6 +56,11 @@ S2_NORMALIZATION = {
     "S2:CoastAerosal": (0.182569, 0.282463),
     "S2:WaterVapor": (0.322589, 0.235857),
 }
+#: Wrapper names of Sentinel-1 VV, VH (terratorch ``VV``/``VH`` -> IW mode; IW and EW share the convs).
+S1_BANDS = ("S1:IW-VV", "S1:IW-VH")
+#: Pretraining normalisation of S1 in dB (sigma0 -> 10 log10), thor_terratorch_ext
+#: THOR_NORMALIZATION_PARAMS ``S1:IW-VV`` / ``S1:IW-VH`` (= the ``_10`` m entries).
+S1_NORMALIZATION = {"S1:IW-VV": (-12.9850, 5.0062), "S1:IW-VH": (-20.6958, 5.8688)}
 _OLCI = [f"S3:Oa{i:02d}_reflectance" for i in range(1, 22)]
 #: The ten spectral groups of the released models (thor_terratorch_ext ``_default_input_params``).
 GROUPS: tuple[tuple[str, ...], ...] = (
