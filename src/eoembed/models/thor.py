@@ -54,7 +54,9 @@ def _card(size: str, s1: bool = False) -> ModelCard:
         id=f"thor_{variant}", family="zoo", kind="on_the_fly", variant=variant,
         description=f"THOR 1.0 {size} (per-band stems, spectral groups, ALiBi) on {what}",
         inputs=(S1_INPUT if s1 else S2_INPUT,), dims=DIMS[size], outputs=("pooled", "grid"),
-        weights=(WeightsFile(f"thor_v1_{size}.pt", f"https://huggingface.co/FM4CS/THOR-1.0-{size}", "",
+        # file name as THOR's own loader (thor_terratorch_ext pretrained_weights) downloads it
+        weights=(WeightsFile(f"thor_v1_vit_{size}.pt",
+                             f"https://huggingface.co/FM4CS/THOR-1.0-{size}/resolve/main/thor_v1_vit_{size}.pt", "",
                              "MIT"),),
         verified="oracle", licence="MIT",
         citation="FM4CS (2025). THOR: a foundation model for Copernicus sensors, v1.0. "
