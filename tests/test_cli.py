@@ -51,6 +51,17 @@ def test_models_table_shows_inputs_licence_and_weights_source_per_card():
     assert "non-commercial" in by_id["scalemae_large"]
 
 
+def test_docs_models_table_is_the_cards():
+    doc = (ROOT / "docs/models.md").read_text()
+    table = doc.split("<!-- models-table:start -->\n")[1].split("<!-- models-table:end -->")[0]
+    out = run("models", "--markdown")
+    assert out.returncode == 0
+    assert table == out.stdout, "docs/models.md is stale: paste `eoembed models --markdown` between its markers"
+    from eoembed.models.registry import model_ids
+
+    assert [ln.split("`")[1] for ln in table.splitlines()[2:]] == model_ids()
+
+
 def test_card_is_json_with_weights_and_citation():
     card = json.loads(run("card", "presto").stdout)
     assert card["dims"] == 128 and card["weights"][0]["sha256"] and "Tseng" in card["citation"]

@@ -57,6 +57,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
         c = get_card(mid)
         rows.append((c.id, c.family, c.kind, str(c.dims), _inputs_summary(c), ",".join(c.outputs),
                      getattr(c, "verified", "-"), _weights_source(c), c.licence or "-"))
+    if args.markdown:  # the table docs/models.md embeds (tests/test_cli.py keeps the two equal)
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for r in rows:
+            print("| " + " | ".join(f"`{v}`" if i == 0 else v.replace("|", "/") for i, v in enumerate(r)) + " |")
+        return 0
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
     for r in (header, *rows):
         print("  ".join(f"{v:>{w}}" if i == 3 else f"{v:<{w}}" for i, (v, w) in enumerate(zip(r, widths)))
@@ -166,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eoembed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("models", help="list registered models").set_defaults(fn=_cmd_models)
+    m = sub.add_parser("models", help="list registered models")
+    m.add_argument("--markdown", action="store_true", help="a Markdown table (as in docs/models.md)")
+    m.set_defaults(fn=_cmd_models)
     c = sub.add_parser("card", help="print a model card")
     c.add_argument("model")
     c.set_defaults(fn=_cmd_card)
