@@ -335,18 +335,25 @@ class LocalProvider(Provider):
         if data.sizes["time"] != len(groups):
             raise ProviderError(f"odc-stac returned {data.sizes['time']} time steps for "
                                 f"{len(groups)} solar days")
+        # all bands at once (the same float32 operations, element by element, as band by band)
         cube = np.empty((len(groups), len(sensor.bands), grid.height, grid.width), np.float32)
+        nodatas = np.full(len(sensor.bands), np.nan, np.float32)  # NaN: nothing masked
         for i, band in enumerate(sensor.bands):
-            arr = data[band].values.astype(np.float32)
+            cube[:, i] = data[band].values  # the cast of .astype(np.float32)
             nodata = data[band].attrs.get("nodata")
             nodata = default_nodata if nodata is None or np.isnan(nodata) else nodata
             if nodata is not None:
-                arr[arr == np.float32(nodata)] = np.nan
-            if dn_shift is not None:
-                for t, group in enumerate(groups):
-                    arr[t] += np.float32(dn_shift(group, band))
-            units = self._units(items, band) if collection.is_sar else None
-            cube[:, i] = collection.to_stack_units(arr, units=units)
+                nodatas[i] = np.float32(nodata)
+        if not np.isnan(nodatas).all():
+            cube[cube == nodatas[None, :, None, None]] = np.nan
+        if dn_shift is not None:
+            shift = np.array([[dn_shift(g, b) for b in sensor.bands] for g in groups], np.float32)
+            cube += shift[:, :, None, None]
+        if collection.is_sar:
+            for i, band in enumerate(sensor.bands):
+                cube[:, i] = collection.to_stack_units(cube[:, i], units=self._units(items, band))
+        else:
+            cube = collection.to_stack_units(cube)
         qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
             tzinfo=dt.timezone.utc) for t in data["time"].values]
