@@ -409,6 +409,11 @@ class LocalProvider(Provider):
             self._reader = SceneReader(gdal_env=getattr(self, "gdal_env", None))
         return self._reader
 
+    def session(self, workers: int = 1):
+        """The reader's session: its GDAL options set once for the thread's ROIs; remote files
+        first opened ``workers`` at a time."""
+        return self.reader.session(workers)
+
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
         qa = collection.qa_band
         resampling = self._resampling(tuple(b for b in bands if b != qa), qa, collection, grid.res)
