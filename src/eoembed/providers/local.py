@@ -32,7 +32,7 @@ from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientPro
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
 from eoembed.providers.base import Provider
-from eoembed.providers.index import CatalogIndex, cached_catalog
+from eoembed.providers.index import CatalogIndex, cached_catalog, cached_index
 from eoembed.providers.reader import SceneReader
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -244,7 +244,7 @@ class LocalProvider(Provider):
         """The catalogue's spatial/temporal index (built once per provider, i.e. per job)."""
         with self._index_lock:  # fetches run in a thread pool: build it once
             if self._index is None:
-                self._index = CatalogIndex(self.items)
+                self._index = cached_index(self.catalog, self.items)
         return self._index
 
     def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:
@@ -303,7 +303,9 @@ class LocalProvider(Provider):
         if rule is None or rule.dn_offset != "s2_baseline":
             return {band: 0.0 for band in sensor.bands}
         when = _item_time(item)
-        return {band: s2_dn_offset(item.properties, item.assets[band].to_dict(), when) for band in sensor.bands}
+        return {band: s2_dn_offset(item.properties,  # the asset fields it reads, without a deep copy
+                                   {"raster:bands": item.assets[band].extra_fields.get("raster:bands")}, when)
+                for band in sensor.bands}
 
     def _dn_shift(self, items: list, sensor: SensorSpec):
         """``(group_items, band) -> DN offset`` for :meth:`_read_stack` (one offset per solar day)."""

@@ -131,8 +131,14 @@ class SceneReader:
             cache.move_to_end(key)
             return src
         kw = {} if overview is None else {"overview_level": overview}
+        opener = rasterio.open
+        if not _remote(href) and rasterio.env.local._env:
+            # rasterio.open enters one more Env per call for its credentials session (s3:// and
+            # the like; GDALEnv.start() probes the GDAL/PROJ data folders each time); a local
+            # file needs none and the reader's Env is active: the undecorated open
+            opener = getattr(rasterio.open, "__wrapped__", rasterio.open)
         with self._first_open(href):
-            src = cache[key] = _Src(rasterio.open(href, "r", sharing=False, **kw))
+            src = cache[key] = _Src(opener(href, "r", sharing=False, **kw))
         while len(cache) > self.max_open:
             cache.popitem(last=False)[1].ds.close()
         return src
@@ -326,6 +332,9 @@ class _Reproject(NamedTuple):
     read_shrink: int
 
 
+_SAME_CRS: dict[tuple[str, str], bool] = {}  # (source CRS WKT, grid CRS) -> odc says equal
+
+
 class _GridPlan:
     """What the reads onto one grid share: the read/warp plan per source grid, computed once.
 
@@ -342,7 +351,6 @@ class _GridPlan:
         self.shape = (grid.height, grid.width)
         self._geobox = None
         self._plans: dict[tuple, _Reproject] = {}
-        self._same_crs: dict[str, bool] = {}
 
     @property
     def geobox(self):
@@ -382,9 +390,10 @@ class _GridPlan:
         tx, ty = (gc - c) / a, (gf - f) / e  # grid pixel (0, 0) in source pixels
         if abs(tx - round(tx)) > 1e-6 or abs(ty - round(ty)) > 1e-6:
             return None
-        same = self._same_crs.get(src.wkt)
-        if same is None:  # odc's test (odc.geo CRS equality), once per source CRS
-            same = self._same_crs[src.wkt] = self._src_geobox(src).crs == self.geobox.crs
+        key = (src.wkt, str(self.grid.crs))
+        same = _SAME_CRS.get(key)
+        if same is None:  # odc's test (odc.geo CRS equality), once per process and CRS pair
+            same = _SAME_CRS[key] = self._src_geobox(src).crs == self.geobox.crs
         if not same:
             return None
         roi_src, roi_dst = box_overlap(src.shape, self.shape, Affine(1, 0, round(tx), 0, 1, round(ty)))

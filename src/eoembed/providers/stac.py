@@ -304,5 +304,6 @@ class StacProvider(CountingMixin, LocalProvider):
         if cpreset.dn_offset != "s2_baseline":
             return {band: 0.0 for band in sensor.bands}
         when = _item_time(item)
-        return {band: s2_dn_offset(item.properties, item.assets[band].to_dict(), when)
+        return {band: s2_dn_offset(item.properties,  # the asset fields it reads, without a deep copy
+                                   {"raster:bands": item.assets[band].extra_fields.get("raster:bands")}, when)
                 for band in sensor.bands}
