@@ -33,8 +33,12 @@ def to_crs(xs, ys, src: str, dst: str):
     return _transformer(src, dst).transform(xs, ys)
 
 
+@lru_cache(maxsize=4096)
 def square_lonlat(lon: float, lat: float, buffer_m: float):
-    """The UTM square of half side ``buffer_m`` around a point, as a lon/lat shapely polygon."""
+    """The UTM square of half side ``buffer_m`` around a point, as a lon/lat shapely polygon.
+
+    Kept for the last 4,096 points (shapely geometries are immutable): a ROI's geometry is
+    asked for by the search, the composite's inside-ROI mask and the embedding record."""
     from shapely.geometry import Polygon
 
     crs = f"EPSG:{utm_epsg(lon, lat)}"

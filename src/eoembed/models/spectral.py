@@ -81,7 +81,7 @@ def _stats(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     count = finite.sum(axis=0)
     safe = np.where(count > 0, count, 1)
-    x = np.where(finite, values, 0.0).astype(np.float64)
+    x = np.where(finite, values, 0.0).astype(np.float64, copy=False)
     mean = np.where(count > 0, x.sum(axis=0) / safe, np.nan)
     dev = np.where(finite, x - mean, 0.0)
     std = np.where(count > 0, np.sqrt((dev * dev).sum(axis=0) / safe), np.nan)
