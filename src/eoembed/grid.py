@@ -117,7 +117,11 @@ class GridSpec:
             return np.asarray(to_crs(x, y, "EPSG:4326", self.crs))
 
         geom = shapely.transform(geometry_lonlat, lambda xy: project(xy[:, 0], xy[:, 1]).T)
-        xx, yy = np.meshgrid(self.x_coords(), self.y_coords())
+        xs, ys = self.x_coords(), self.y_coords()
+        centres = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
+        if shapely.contains_properly(geom, centres):  # every centre in the interior (a buffered point)
+            return np.ones((self.height, self.width), bool)
+        xx, yy = np.meshgrid(xs, ys)
         return shapely.contains_xy(geom, xx, yy)
 
 
