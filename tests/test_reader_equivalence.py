@@ -121,7 +121,8 @@ def test_paste_plan_is_odcs_plan_for_whole_pixel_offsets(index):
     """The reader's shortcut for same-CRS, same-pixel-size sources with a whole-pixel offset
     gives the windows odc's compute_reproject_roi gives (inside, overlapping an edge, outside);
     a sub-pixel offset, another pixel size or another CRS is left to odc."""
-    from eoembed.providers.reader import SceneReader, _GridPlan
+    from eoembed.providers.reader import SceneReader
+    from eoembed.providers.readplan import GridPlan as _GridPlan
 
     x0, y0, crs = _tile_origin(index)
     item = next(it for it in LocalProvider(index).items if it.properties["eoembed:site"] == "nl")

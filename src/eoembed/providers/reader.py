@@ -27,11 +27,12 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from eoembed.grid import GridSpec
+from eoembed.providers.readplan import GridPlan, Src, pick_overview
 
 __all__ = ["BAND_INDEX", "CONSTANT", "Loaded", "SceneReader", "band_index"]
 
@@ -46,20 +47,6 @@ CONSTANT = "eoembed:constant"
 def band_index(asset) -> int:
     """1-based band of the asset's file that holds its data (1 for single-band assets)."""
     return int(asset.extra_fields.get(BAND_INDEX, 1))
-
-
-class _Src:
-    """An open dataset and what every read needs of it, read once at open (``ds.crs``,
-    ``ds.transform`` and ``ds.nodatavals`` build new Python objects on each access)."""
-
-    __slots__ = ("ds", "wkt", "transform", "shape", "nodatavals")
-
-    def __init__(self, ds) -> None:
-        self.ds = ds
-        self.wkt = ds.crs.to_wkt() if ds.crs is not None else ""
-        self.transform = tuple(ds.transform)[:6]
-        self.shape = (ds.height, ds.width)
-        self.nodatavals = ds.nodatavals
 
 
 @dataclass
@@ -138,7 +125,7 @@ class SceneReader:
             # file needs none and the reader's Env is active: the undecorated open
             opener = getattr(rasterio.open, "__wrapped__", rasterio.open)
         with self._first_open(href):
-            src = cache[key] = _Src(opener(href, "r", sharing=False, **kw))
+            src = cache[key] = Src(opener(href, "r", sharing=False, **kw))
         while len(cache) > self.max_open:
             cache.popitem(last=False)[1].ds.close()
         return src
@@ -236,7 +223,7 @@ class SceneReader:
             fill = nodata if nodata is not None else (np.nan if dtype.kind == "f" else 0)
             arr = np.full((len(groups), grid.height, grid.width), fill, dtype=dtype)
             out[b] = _Band(arr, {} if nodata is None else {"nodata": nodata})
-        plan = _GridPlan(grid)
+        plan = GridPlan(grid)
         self._prefetch([it.assets[b].href for g in groups for it in g for b in bands
                         if CONSTANT not in it.assets[b].extra_fields])
         env = contextlib.nullcontext() if getattr(self._local, "session", False) \
@@ -253,7 +240,7 @@ class SceneReader:
             raise
         return Loaded(out, [_group_time(g) for g in groups])
 
-    def _read_item(self, item, bands, plan: "_GridPlan", resampling, metas,
+    def _read_item(self, item, bands, plan: "GridPlan", resampling, metas,
                    dst: dict[str, np.ndarray], fresh: set) -> None:
         """Read one scene's bands and fuse them into ``dst`` where it still has no data."""
         by_file: dict[str, list[str]] = {}
@@ -278,7 +265,7 @@ class SceneReader:
             np.copyto(dst[b], dst[b].dtype.type(value), where=has_data & _missing(dst[b], fuse_nodata))
             fresh.discard(b)
 
-    def _read_file(self, href, bidx, names, plan: "_GridPlan", resampling, meta, dst, fresh: set,
+    def _read_file(self, href, bidx, names, plan: "GridPlan", resampling, meta, dst, fresh: set,
                    has_data=None, fallback: bool = False) -> None:
         import rasterio
         import rasterio.warp
@@ -290,7 +277,7 @@ class SceneReader:
         if _empty(rr.roi_dst) or _empty(rr.roi_src):
             return
         if self.use_overviews and rr.read_shrink > 1:
-            ovr = _pick_overview(rr.read_shrink, src.ds.overviews(bidx[0]))
+            ovr = pick_overview(rr.read_shrink, src.ds.overviews(bidx[0]))
             if ovr is not None:
                 src = self._open(href, ovr)
         ds, roi = src.ds, rr.roi_dst
@@ -323,97 +310,8 @@ class SceneReader:
             has_data[roi] |= ~_missing(pix, fuse_nodata).all(axis=0)
 
 
-class _Reproject(NamedTuple):
-    """The parts of odc's ``ReprojectInfo`` the reads use."""
-
-    roi_src: tuple[slice, slice]
-    roi_dst: tuple[slice, slice]
-    paste_ok: bool
-    read_shrink: int
-
-
-_SAME_CRS: dict[tuple[str, str], bool] = {}  # (source CRS WKT, grid CRS) -> odc says equal
-
-
-class _GridPlan:
-    """What the reads onto one grid share: the read/warp plan per source grid, computed once.
-
-    odc's ``compute_reproject_roi`` decides per source grid (about 1 ms each, once per scene of
-    a chip catalogue). :meth:`reproject` answers the common case without it: the source has the
-    grid's CRS and pixel size, no rotation, and a whole-pixel offset; odc then pastes (window
-    read, no overview) with the offset rounded, and ``box_overlap`` gives its two windows.
-    Every other case goes to odc.
-    """
-
-    def __init__(self, grid: GridSpec) -> None:
-        self.grid = grid
-        self.transform = tuple(grid.affine())[:6]
-        self.shape = (grid.height, grid.width)
-        self._geobox = None
-        self._plans: dict[tuple, _Reproject] = {}
-
-    @property
-    def geobox(self):
-        if self._geobox is None:
-            from odc.geo.geobox import GeoBox
-
-            self._geobox = GeoBox(self.shape, self.grid.affine(), self.grid.crs)
-        return self._geobox
-
-    def _src_geobox(self, src: _Src):
-        from affine import Affine
-        from odc.geo.geobox import GeoBox
-
-        return GeoBox(src.shape, Affine(*src.transform), src.ds.crs)
-
-    def reproject(self, src: _Src, ttol: float) -> _Reproject:
-        key = (src.wkt, src.transform, src.shape, ttol)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._paste(src) or self._odc(src, ttol)
-        return plan
-
-    def _odc(self, src: _Src, ttol: float) -> _Reproject:
-        from odc.geo.overlap import compute_reproject_roi
-
-        rr = compute_reproject_roi(self._src_geobox(src), self.geobox, ttol=ttol)
-        return _Reproject(rr.roi_src, rr.roi_dst, rr.paste_ok, rr.read_shrink)
-
-    def _paste(self, src: _Src) -> _Reproject | None:
-        from affine import Affine
-        from odc.geo.overlap import box_overlap
-
-        a, b, c, d, e, f = src.transform
-        ga, gb, gc, gd, ge, gf = self.transform
-        if b or d or gb or gd or a != ga or e != ge or a == 0 or e == 0:
-            return None
-        tx, ty = (gc - c) / a, (gf - f) / e  # grid pixel (0, 0) in source pixels
-        if abs(tx - round(tx)) > 1e-6 or abs(ty - round(ty)) > 1e-6:
-            return None
-        key = (src.wkt, str(self.grid.crs))
-        same = _SAME_CRS.get(key)
-        if same is None:  # odc's test (odc.geo CRS equality), once per process and CRS pair
-            same = _SAME_CRS[key] = self._src_geobox(src).crs == self.geobox.crs
-        if not same:
-            return None
-        roi_src, roi_dst = box_overlap(src.shape, self.shape, Affine(1, 0, round(tx), 0, 1, round(ty)))
-        return _Reproject(roi_src, roi_dst, True, 1)
-
-
 def _remote(href: str) -> bool:
     return "://" in href or href.startswith("/vsi")
-
-
-def _pick_overview(read_shrink: int, overviews: list[int]) -> int | None:
-    """odc-loader's choice of overview level: the coarsest whose factor is <= ``read_shrink``."""
-    if not overviews or read_shrink < overviews[0]:
-        return None
-    level = 0
-    for i, factor in enumerate(overviews):
-        if factor > read_shrink:
-            break
-        level = i
-    return level
 
 
 def _group_time(group: list) -> dt.datetime:
