@@ -68,9 +68,11 @@ def latency_table(index: Path, tmp: Path, requests, sensor, latency_s: float, wo
     with CogServer(index.parent, latency_s=latency_s) as cog, \
             RustacServer(rewrite_hrefs(index, cog.url), tmp / "api_latency") as api:
         print(f"(c) {len(requests)} ROIs, {latency_s * 1000:.0f} ms per COG request: io_workers -> ROIs/s")
+        fetch_items(requests[:2], sensor, StacProvider(url=api.url), workers=1, retries=0)  # imports
         base = None
         for n in workers:
             _clear_gdal_http_cache()
+            cog.clear()
             provider = StacProvider(url=api.url)
             t0 = time.perf_counter()
             res = fetch_items(requests, sensor, provider, workers=n, retries=0)
@@ -78,7 +80,7 @@ def latency_table(index: Path, tmp: Path, requests, sensor, latency_s: float, wo
             ok = sum(r["status"] == "ok" for _, r in res.values())
             base = base or len(requests) / wall
             print(f"    io_workers {n:3d}: {len(requests) / wall:7.2f} ROIs/s ({ok} ok, "
-                  f"x{len(requests) / wall / base:.2f} of 1 worker)")
+                  f"x{len(requests) / wall / base:.2f} of 1 worker, {len(cog.hits)} COG requests)")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from eoembed.progress import Progress
 from eoembed.providers.local import LocalProvider
 from eoembed.providers.sample import generate
 from eoembed.specs import PointBuffer, SensorSpec, TemporalSpec
+from standins import cog_server, s2_imagery, stac_api  # noqa: F401
 
 SITES = [("nl", 5.62, 52.55), ("fr", 2.35, 48.85)]
 
@@ -65,3 +66,30 @@ def test_progress_eta_from_rate():
     now[0] = 2.0
     p.update(4, failed=1)
     assert p.line() == "embed m: 4/10 items (1 failed), 2.0 items/s, ETA 3s"
+
+
+def test_stac_threads_open_each_file_once_and_overlap_requests(s2_imagery, stac_api):
+    """io_workers > 1 against a remote store: a ROI's files are first opened together (requests
+    overlap), and threads wanting the same files wait for that open instead of repeating its
+    header requests; the stacks are those of one thread."""
+    from eoembed.providers.stac import StacProvider, _clear_gdal_http_cache
+    from standins import CogServer, rewrite_hrefs
+
+    year = TemporalSpec.year(2023)
+    reqs = [Request(f"r{i}", PointBuffer(5.62 + 0.0003 * i, 52.55, 60), year) for i in range(6)]
+    sensor = SensorSpec(bands=("B02", "B08", "B11"))
+    with CogServer(s2_imagery.parent, latency_s=0.02) as cog:
+        url = stac_api(rewrite_hrefs(s2_imagery, cog.url)).url
+        runs = {}
+        for workers in (1, 4):
+            _clear_gdal_http_cache()
+            cog.clear()
+            runs[workers] = (fetch_items(reqs, sensor, StacProvider(url=url), workers=workers, retries=0),
+                             len(cog.hits), cog.max_in_flight)
+    (one, hits_one, flight_one), (many, hits_many, flight_many) = runs[1], runs[4]
+    assert all(rec["status"] == "ok" for _, rec in one.values())
+    assert flight_one == 1 and flight_many >= 2
+    assert hits_many == hits_one  # no header request sent twice
+    for roi_id, (arrays, _) in one.items():
+        for name, arr in arrays.items():
+            np.testing.assert_array_equal(arr, many[roi_id][0][name])

@@ -115,3 +115,29 @@ def test_index_search_equals_a_linear_scan(index):
         assert [it.id for it in got] == [it.id for it in scan]
         found_any += bool(got)
     assert 5 < found_any < 30  # some ROIs find scenes, some do not
+
+
+def test_paste_plan_is_odcs_plan_for_whole_pixel_offsets(index):
+    """The reader's shortcut for same-CRS, same-pixel-size sources with a whole-pixel offset
+    gives the windows odc's compute_reproject_roi gives (inside, overlapping an edge, outside);
+    a sub-pixel offset, another pixel size or another CRS is left to odc."""
+    from eoembed.providers.reader import SceneReader
+    from eoembed.providers.readplan import GridPlan as _GridPlan
+
+    x0, y0, crs = _tile_origin(index)
+    item = next(it for it in LocalProvider(index).items if it.properties["eoembed:site"] == "nl")
+    src = SceneReader()._open(item.assets["B02"].href)
+    checked = 0
+    for dx, dy in [(0, 0), (100, -200), (-150, 120), (900, 0), (-5000, 0), (30, 10)]:
+        grid = GridSpec(crs, (10.0, 0.0, x0 + dx, 0.0, -10.0, y0 + dy), 30, 40)
+        plan = _GridPlan(grid)
+        fast = plan._paste(src)
+        assert fast is not None
+        for ttol in (0.05, 0.9):
+            assert fast == plan._odc(src, ttol), (dx, dy, ttol)
+            checked += 1
+    assert checked == 12
+    for transform, grid_crs in [((10.0, 0.0, x0 + 103.7, 0.0, -10.0, y0), crs),
+                                ((20.0, 0.0, x0, 0.0, -20.0, y0), crs),
+                                ((10.0, 0.0, x0, 0.0, -10.0, y0), "EPSG:32632")]:
+        assert _GridPlan(GridSpec(grid_crs, transform, 30, 40))._paste(src) is None

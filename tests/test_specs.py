@@ -103,3 +103,35 @@ def test_bbox_grid_covers_the_box():
     assert lon.min() < 5.10 + 0.0002 and lon.max() > 5.12 - 0.0002
     inside = g.inside_mask(box.geometry())
     assert 0.7 < inside.mean() <= 1.0
+
+
+def test_inside_mask_all_inside_shortcut_matches_point_tests():
+    """inside_mask answers "every centre inside" without testing each pixel only when the box of
+    the centres lies in the ROI's interior: the same mask as testing every centre, for buffered
+    points (all inside), boxes (edges cut) and a triangle (a corner of the grid outside)."""
+    import numpy as np
+    import shapely
+    from shapely.geometry import Polygon as ShapelyPolygon
+
+    from eoembed.grid import to_crs
+
+    def every_centre(g, geom):
+        utm = shapely.transform(geom, lambda xy: np.asarray(to_crs(xy[:, 0], xy[:, 1], "EPSG:4326", g.crs)).T)
+        xx, yy = np.meshgrid(g.x_coords(), g.y_coords())
+        return shapely.contains_xy(utm, xx, yy)
+
+    rng = np.random.default_rng(3)
+    seen_all, seen_partial = 0, 0
+    for _ in range(40):
+        lon, lat = float(rng.uniform(-170, 170)), float(rng.uniform(-70, 70))
+        point = PointBuffer(lon, lat, float(10 * rng.integers(3, 70)))  # whole pixels: all inside
+        box = BBox(lon, lat, lon + float(rng.uniform(0.001, 0.01)), lat + float(rng.uniform(0.001, 0.01)))
+        for spatial in (point, box):
+            g = grid_for(spatial, 10)
+            for geom in (spatial.geometry(), ShapelyPolygon([(lon - 0.01, lat - 0.01), (lon + 0.01, lat - 0.01),
+                                                      (lon - 0.01, lat + 0.01)])):
+                mask = g.inside_mask(geom)
+                np.testing.assert_array_equal(mask, every_centre(g, geom))
+                seen_all += bool(mask.all())
+                seen_partial += bool(mask.any() and not mask.all())
+    assert seen_all >= 40 and seen_partial >= 20  # both branches exercised

@@ -33,8 +33,12 @@ def to_crs(xs, ys, src: str, dst: str):
     return _transformer(src, dst).transform(xs, ys)
 
 
+@lru_cache(maxsize=4096)
 def square_lonlat(lon: float, lat: float, buffer_m: float):
-    """The UTM square of half side ``buffer_m`` around a point, as a lon/lat shapely polygon."""
+    """The UTM square of half side ``buffer_m`` around a point, as a lon/lat shapely polygon.
+
+    Kept for the last 4,096 points (shapely geometries are immutable): a ROI's geometry is
+    asked for by the search, the composite's inside-ROI mask and the embedding record."""
     from shapely.geometry import Polygon
 
     crs = f"EPSG:{utm_epsg(lon, lat)}"
@@ -113,7 +117,11 @@ class GridSpec:
             return np.asarray(to_crs(x, y, "EPSG:4326", self.crs))
 
         geom = shapely.transform(geometry_lonlat, lambda xy: project(xy[:, 0], xy[:, 1]).T)
-        xx, yy = np.meshgrid(self.x_coords(), self.y_coords())
+        xs, ys = self.x_coords(), self.y_coords()
+        centres = shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
+        if shapely.contains_properly(geom, centres):  # every centre in the interior (a buffered point)
+            return np.ones((self.height, self.width), bool)
+        xx, yy = np.meshgrid(xs, ys)
         return shapely.contains_xy(geom, xx, yy)
 
 

@@ -1,8 +1,11 @@
 """In-process fetch -> composite -> embed with the model kept busy (used by the API).
 
-A producer thread fetches and composites the requests block by block (the fetch itself uses
-the provider's I/O thread pool) and hands them over through a bounded queue, while the
-calling thread loads the model and embeds. Embedding batches are formed exactly as
+A producer thread fetches the requests block by block (the fetch itself uses the provider's
+I/O thread pool) and hands them over through a bounded queue, while the calling thread loads
+the model and embeds. Each block is composited by whichever side has time: by the producer
+when blocks are already waiting (the model is the bottleneck), else by the calling thread
+(the model waits for input: a light model on local files). Compositing is a pure function of
+the fetched stacks, so where it runs changes no result. Embedding batches are formed exactly as
 :func:`eoembed.pipeline.embed_items` forms them over the whole list (``batch_size``
 consecutive non-failed items), so embeddings are identical to the stage-by-stage run.
 """
@@ -44,9 +47,11 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
                 if stop.is_set():
                     return
                 part = requests[s:s + block]
-                comps = composite_items(fetch_items(part, sensor, provider, **fetch_kw), part, sensor,
-                                        partial_below=partial_below)
-                handoff.put((part, comps))
+                fetched = fetch_items(part, sensor, provider, **fetch_kw)
+                if handoff.qsize() > 0:  # the model is behind: composite here
+                    handoff.put((part, composite_items(fetched, part, sensor, partial_below=partial_below), True))
+                else:  # the model waits for input: it composites this block itself
+                    handoff.put((part, fetched, False))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             handoff.put(exc)
         finally:
@@ -75,8 +80,9 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
         while (got := handoff.get()) is not _DONE:
             if isinstance(got, BaseException):
                 raise got
-            part, block_comps = got
-            comps.update(block_comps)
+            part, handed, composited = got
+            comps.update(handed if composited else
+                         composite_items(handed, part, sensor, partial_below=partial_below))
             if load_error is not None:
                 continue
             for req in part:

@@ -90,6 +90,14 @@ def io_workers(provider: Provider, workers: int | None = None) -> int:
     return n
 
 
+def _session(provider, workers: int):
+    """The provider's per-thread session (:meth:`Provider.session`; nothing for duck-typed ones)."""
+    import contextlib
+
+    session = getattr(provider, "session", None)
+    return session(workers) if session is not None else contextlib.nullcontext()
+
+
 def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider, *,
                 retries: int = 3, backoff_s: float = 1.0, sleep=time.sleep,
                 cache_dir: str | Path | None = None, workers: int | None = None,
@@ -143,13 +151,29 @@ def fetch_items(requests: list[Request], sensor: SensorSpec, provider: Provider,
 
     n = min(io_workers(provider, workers), max(1, len(requests)))
     if n == 1:
-        results = [done(one(i, req)) for i, req in enumerate(requests)]
-    else:
+        with _session(provider, n):
+            results = [done(one(i, req)) for i, req in enumerate(requests)]
+    else:  # n threads, each in one provider session, take the next request until none is left
+        import itertools
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
+        results: list[Result | None] = [None] * len(requests)
+        order = itertools.count()
+        take = threading.Lock()
+
+        def worker() -> None:
+            with _session(provider, n):
+                while True:
+                    with take:
+                        i = next(order)
+                    if i >= len(requests):
+                        return
+                    results[i] = done(one(i, requests[i]))
+
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fetch") as pool:
-            futures = [pool.submit(one, i, req) for i, req in enumerate(requests)]
-            results = [done(f.result()) for f in futures]
+            for f in [pool.submit(worker) for _ in range(n)]:
+                f.result()
     return {req.roi_id: res for req, res in zip(requests, results)}
 
 

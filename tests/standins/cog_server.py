@@ -48,11 +48,16 @@ class _State:
     fail_next: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     latency_s: float = 0.0  # added before every answer (a remote server's round trip)
+    in_flight: int = 0  # requests being answered now, and the most at once since clear()
+    max_in_flight: int = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "eoembed-standin-cog/1"
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK hold every answer ~40 ms on loopback (object stores set TCP_NODELAY)
+    disable_nagle_algorithm = True
     state: _State  # set on the subclass
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep stderr quiet
@@ -133,11 +138,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    def _counted(self, head: bool) -> None:
+        with self.state.lock:
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+        try:
+            self._serve(head)
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
     def do_GET(self) -> None:  # noqa: N802
-        self._serve(head=False)
+        self._counted(head=False)
 
     def do_HEAD(self) -> None:  # noqa: N802
-        self._serve(head=True)
+        self._counted(head=True)
 
 
 class CogServer:
@@ -171,6 +186,13 @@ class CogServer:
     def clear(self) -> None:
         with self._state.lock:
             self._state.hits.clear()
+            self._state.max_in_flight = self._state.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests answered at once since the server started or :meth:`clear`."""
+        with self._state.lock:
+            return self._state.max_in_flight
 
     def fail_next(self, *statuses: int) -> None:
         """Answer the next ``len(statuses)`` requests with these HTTP error statuses."""

@@ -81,7 +81,7 @@ def _stats(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     count = finite.sum(axis=0)
     safe = np.where(count > 0, count, 1)
-    x = np.where(finite, values, 0.0).astype(np.float64)
+    x = np.where(finite, values, 0.0).astype(np.float64, copy=False)
     mean = np.where(count > 0, x.sum(axis=0) / safe, np.nan)
     dev = np.where(finite, x - mean, 0.0)
     std = np.where(count > 0, np.sqrt((dev * dev).sum(axis=0) / safe), np.nan)
@@ -127,12 +127,13 @@ class SpectralEmbedder(Embedder):
         from eoembed.prep import TokenGrid
 
         x, missing = batch.x["s2"][:, 0], batch.mask["s2"][:, 0]  # (B, 17, H, W), (B, H, W)
-        feats = np.where(missing[:, None], np.nan, x).astype(np.float64)
+        feats = x.astype(np.float64)  # then NaN where missing: np.where's values, one pass fewer
+        feats[np.broadcast_to(missing[:, None], feats.shape)] = np.nan
         return TokenGrid(feats, (~missing).astype(np.float32))
 
     def reduce_cells(self, features: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
         """``(70, rows, cols)`` statistics of the valid pixels of each cell of ``k`` pixels."""
-        feats = np.where(weight[None] > 0, features.astype(np.float64), np.nan)
+        feats = np.where(weight[None] > 0, features.astype(np.float64, copy=False), np.nan)
         c, h, w = feats.shape
         rows, cols = grid_cells(h, w, k)
         padded = np.pad(feats, ((0, 0), (0, rows * k - h), (0, cols * k - w)), constant_values=np.nan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -42,6 +43,14 @@ class Provider(ABC):
     def describe(self) -> dict[str, Any]:
         """Provenance of the provider (no credentials)."""
         return {"provider": self.name}
+
+    def session(self, workers: int = 1) -> contextlib.AbstractContextManager:
+        """Context in which one thread fetches many ROIs (:func:`eoembed.pipeline.fetch_items`
+        enters it once per fetch thread; ``workers``: the job's I/O concurrency), e.g. GDAL
+        options set once instead of per ROI. Default: the wrapped provider's (``inner``), else
+        nothing."""
+        inner = getattr(self, "inner", None)
+        return inner.session(workers) if isinstance(inner, Provider) else contextlib.nullcontext()
 
 
 class CountingMixin:

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 from pathlib import Path
 
-__all__ = ["CatalogIndex", "cached_catalog"]
+__all__ = ["CatalogIndex", "cached_catalog", "cached_index"]
 
 
 _CATALOGS: dict[tuple, list] = {}
@@ -27,9 +27,32 @@ def cached_catalog(catalog: str | Path) -> list:
     with _CATALOGS_LOCK:
         if key not in _CATALOGS:
             if len(_CATALOGS) >= 4:
-                _CATALOGS.pop(next(iter(_CATALOGS)))
+                old = next(iter(_CATALOGS))
+                _CATALOGS.pop(old)
+                _INDEXES.pop(old, None)
             _CATALOGS[key] = read_catalog(catalog)
         return _CATALOGS[key]
+
+
+_INDEXES: dict[tuple, "CatalogIndex"] = {}
+
+
+def cached_index(catalog: str | Path, items: list) -> "CatalogIndex":
+    """The :class:`CatalogIndex` of ``items`` (what :func:`cached_catalog` returned for
+    ``catalog``), built once and kept with them: repeated API calls on one catalogue do not
+    rebuild the STRtree. Items of another origin get a fresh index."""
+    path = Path(catalog)
+    try:
+        st = path.stat()
+    except OSError:
+        return CatalogIndex(items)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _CATALOGS_LOCK:
+        if _CATALOGS.get(key) is not items:
+            return CatalogIndex(items)
+        if key not in _INDEXES:
+            _INDEXES[key] = CatalogIndex(items)
+        return _INDEXES[key]
 
 
 class CatalogIndex:

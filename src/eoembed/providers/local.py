@@ -32,7 +32,7 @@ from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientPro
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
 from eoembed.providers.base import Provider
-from eoembed.providers.index import CatalogIndex, cached_catalog
+from eoembed.providers.index import CatalogIndex, cached_catalog, cached_index
 from eoembed.providers.reader import SceneReader
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -244,7 +244,7 @@ class LocalProvider(Provider):
         """The catalogue's spatial/temporal index (built once per provider, i.e. per job)."""
         with self._index_lock:  # fetches run in a thread pool: build it once
             if self._index is None:
-                self._index = CatalogIndex(self.items)
+                self._index = cached_index(self.catalog, self.items)
         return self._index
 
     def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:
@@ -303,7 +303,9 @@ class LocalProvider(Provider):
         if rule is None or rule.dn_offset != "s2_baseline":
             return {band: 0.0 for band in sensor.bands}
         when = _item_time(item)
-        return {band: s2_dn_offset(item.properties, item.assets[band].to_dict(), when) for band in sensor.bands}
+        return {band: s2_dn_offset(item.properties,  # the asset fields it reads, without a deep copy
+                                   {"raster:bands": item.assets[band].extra_fields.get("raster:bands")}, when)
+                for band in sensor.bands}
 
     def _dn_shift(self, items: list, sensor: SensorSpec):
         """``(group_items, band) -> DN offset`` for :meth:`_read_stack` (one offset per solar day)."""
@@ -335,18 +337,25 @@ class LocalProvider(Provider):
         if data.sizes["time"] != len(groups):
             raise ProviderError(f"odc-stac returned {data.sizes['time']} time steps for "
                                 f"{len(groups)} solar days")
+        # all bands at once (the same float32 operations, element by element, as band by band)
         cube = np.empty((len(groups), len(sensor.bands), grid.height, grid.width), np.float32)
+        nodatas = np.full(len(sensor.bands), np.nan, np.float32)  # NaN: nothing masked
         for i, band in enumerate(sensor.bands):
-            arr = data[band].values.astype(np.float32)
+            cube[:, i] = data[band].values  # the cast of .astype(np.float32)
             nodata = data[band].attrs.get("nodata")
             nodata = default_nodata if nodata is None or np.isnan(nodata) else nodata
             if nodata is not None:
-                arr[arr == np.float32(nodata)] = np.nan
-            if dn_shift is not None:
-                for t, group in enumerate(groups):
-                    arr[t] += np.float32(dn_shift(group, band))
-            units = self._units(items, band) if collection.is_sar else None
-            cube[:, i] = collection.to_stack_units(arr, units=units)
+                nodatas[i] = np.float32(nodata)
+        if not np.isnan(nodatas).all():
+            cube[cube == nodatas[None, :, None, None]] = np.nan
+        if dn_shift is not None:
+            shift = np.array([[dn_shift(g, b) for b in sensor.bands] for g in groups], np.float32)
+            cube += shift[:, :, None, None]
+        if collection.is_sar:
+            for i, band in enumerate(sensor.bands):
+                cube[:, i] = collection.to_stack_units(cube[:, i], units=self._units(items, band))
+        else:
+            cube = collection.to_stack_units(cube)
         qa_arr = qa_codes(data[qa].values, data[qa].attrs.get("nodata"), collection) if qa else None
         times = [dt.datetime.fromisoformat(str(np.datetime_as_string(t, unit="us"))).replace(
             tzinfo=dt.timezone.utc) for t in data["time"].values]
@@ -401,6 +410,11 @@ class LocalProvider(Provider):
         if getattr(self, "_reader", None) is None:
             self._reader = SceneReader(gdal_env=getattr(self, "gdal_env", None))
         return self._reader
+
+    def session(self, workers: int = 1):
+        """The reader's session: its GDAL options set once for the thread's ROIs; remote files
+        first opened ``workers`` at a time."""
+        return self.reader.session(workers)
 
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
         qa = collection.qa_band

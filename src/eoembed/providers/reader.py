@@ -22,6 +22,7 @@ per reading thread with ``rasterio.Env``, never process-wide.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from eoembed.grid import GridSpec
+from eoembed.providers.readplan import GridPlan, Src, pick_overview
 
 __all__ = ["BAND_INDEX", "CONSTANT", "Loaded", "SceneReader", "band_index"]
 
@@ -83,16 +85,24 @@ class SceneReader:
         max_open: Datasets kept open per thread (least recently used closed first).
         gdal_env: GDAL options set (thread-locally, via ``rasterio.Env``) around every read.
         use_overviews: Read from an overview when the grid is >= 2x coarser (as odc-stac).
+        prefetch_workers: Remote files of a ROI first opened at once (:meth:`_prefetch`); a
+            :meth:`session` sets it to the job's I/O concurrency (``provider.io_workers``).
     """
 
     def __init__(self, max_open: int = 256, gdal_env: dict[str, str] | None = None,
-                 use_overviews: bool = True) -> None:
+                 use_overviews: bool = True, prefetch_workers: int = 1) -> None:
         self.max_open = int(max_open)
         # no directory listing on open (a folder of 1,000 chips is listed once per file
         # otherwise); sidecar files (.ovr, .msk, .aux.xml) are still probed by name
         self.gdal_env = {"GDAL_DISABLE_READDIR_ON_OPEN": "TRUE", **(gdal_env or {})}
         self.use_overviews = use_overviews
         self._local = threading.local()
+        self._opened: set[str] = set()  # remote files opened once (GDAL caches their headers)
+        self.prefetch_workers = int(prefetch_workers)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ datasets
 
@@ -103,22 +113,99 @@ class SceneReader:
         if cache is None:
             cache = self._local.cache = OrderedDict()
         key = (href, overview)
-        ds = cache.get(key)
-        if ds is not None and not ds.closed:
+        src = cache.get(key)
+        if src is not None and not src.ds.closed:
             cache.move_to_end(key)
-            return ds
+            return src
         kw = {} if overview is None else {"overview_level": overview}
-        ds = rasterio.open(href, "r", sharing=False, **kw)
-        cache[key] = ds
+        opener = rasterio.open
+        if not _remote(href) and rasterio.env.local._env:
+            # rasterio.open enters one more Env per call for its credentials session (s3:// and
+            # the like; GDALEnv.start() probes the GDAL/PROJ data folders each time); a local
+            # file needs none and the reader's Env is active: the undecorated open
+            opener = getattr(rasterio.open, "__wrapped__", rasterio.open)
+        with self._first_open(href):
+            src = cache[key] = Src(opener(href, "r", sharing=False, **kw))
         while len(cache) > self.max_open:
-            cache.popitem(last=False)[1].close()
-        return ds
+            cache.popitem(last=False)[1].ds.close()
+        return src
+
+    @contextlib.contextmanager
+    def session(self, workers: int = 1):
+        """Keep this thread's GDAL options set across many :meth:`load` calls (one
+        ``rasterio.Env`` per fetch thread and job instead of one per ROI); ``workers``: the
+        job's I/O concurrency, also the number of remote files first opened at once."""
+        import rasterio
+
+        self.prefetch_workers = max(1, int(workers))
+        if getattr(self._local, "session", False):
+            yield
+            return
+        with rasterio.Env(**self.gdal_env):
+            self._local.session = True
+            try:
+                yield
+            finally:
+                self._local.session = False
+
+    @contextlib.contextmanager
+    def _first_open(self, href: str):
+        """Let one thread open a remote file first while the others wanting it wait.
+
+        Each fetch thread opens its own dataset (GDAL datasets are not thread-safe). Without
+        this, threads starting on ROIs of the same scenes all open the same files at once, each
+        sending its own header requests (HEAD + first range, one round trip each) before any
+        answer reaches GDAL's shared caches (file properties, downloaded ranges): with 8
+        threads, 4x the requests of one thread. Waiting for the first open makes the others
+        open from those caches. Local paths open at once.
+        """
+        if href in self._opened or not _remote(href):
+            yield
+            return
+        with self._locks_lock:
+            lock = self._locks.setdefault(href, threading.Lock())
+        with lock:
+            yield
+            self._opened.add(href)
+
+    def _prefetch(self, hrefs: list[str]) -> None:
+        """Open the remote files of one ROI that no thread has opened yet, all at once.
+
+        A ROI's files are read one after the other; their first opens (one or two round trips
+        each) are what a remote read waits for. They go out together from a small pool
+        (``prefetch_workers`` at a time); the reading thread then opens them from GDAL's caches.
+        """
+        import rasterio
+
+        todo = [h for h in dict.fromkeys(hrefs) if h not in self._opened and _remote(h)]
+        if len(todo) < 2 or self.prefetch_workers < 2:
+            return
+
+        def touch(href: str) -> None:
+            with rasterio.Env(**self.gdal_env), self._first_open(href):
+                if href not in self._opened:
+                    rasterio.open(href, "r", sharing=False).close()
+
+        with self._pool_lock:
+            if self._pool is None or self._pool[0] != self.prefetch_workers:
+                from concurrent.futures import ThreadPoolExecutor
+
+                if self._pool is not None:
+                    self._pool[1].shutdown(wait=False)
+                self._pool = (self.prefetch_workers, ThreadPoolExecutor(
+                    self.prefetch_workers, thread_name_prefix="eoembed-open"))
+            pool = self._pool[1]
+        for f in [pool.submit(touch, h) for h in todo]:
+            try:
+                f.result()
+            except Exception:  # noqa: BLE001 - the reading thread's own open reports it
+                pass
 
     def close(self) -> None:
         """Close the datasets this thread keeps open."""
         cache = getattr(self._local, "cache", None) or {}
-        for ds in cache.values():
-            ds.close()
+        for src in cache.values():
+            src.ds.close()
         cache.clear()
 
     # ------------------------------------------------------------------ reads
@@ -127,9 +214,7 @@ class SceneReader:
              resampling: dict[str, str]) -> Loaded:
         """Read ``bands`` of every item of ``groups`` (one group = one time step) onto ``grid``."""
         import rasterio
-        from odc.geo.geobox import GeoBox
 
-        geobox = GeoBox((grid.height, grid.width), grid.affine(), grid.crs)
         first = groups[0][0]
         metas = {b: _band_meta(first.assets[b]) for b in bands}
         out: dict[str, _Band] = {}
@@ -138,20 +223,25 @@ class SceneReader:
             fill = nodata if nodata is not None else (np.nan if dtype.kind == "f" else 0)
             arr = np.full((len(groups), grid.height, grid.width), fill, dtype=dtype)
             out[b] = _Band(arr, {} if nodata is None else {"nodata": nodata})
-        rois: dict = {}  # (source grid, tolerance) -> odc's read/warp plan onto this grid
+        plan = GridPlan(grid)
+        self._prefetch([it.assets[b].href for g in groups for it in g for b in bands
+                        if CONSTANT not in it.assets[b].extra_fields])
+        env = contextlib.nullcontext() if getattr(self._local, "session", False) \
+            else rasterio.Env(**self.gdal_env)
         try:
-            with rasterio.Env(**self.gdal_env):
+            with env:
                 for t, group in enumerate(groups):
+                    fresh = set(bands)  # bands no scene of this time step has written yet
                     for item in group:
-                        self._read_item(item, bands, geobox, resampling, metas,
-                                        {b: out[b].values[t] for b in bands}, rois)
+                        self._read_item(item, bands, plan, resampling, metas,
+                                        {b: out[b].values[t] for b in bands}, fresh)
         except Exception:
             self.close()  # a retry opens the files afresh (a remote one may have recovered)
             raise
         return Loaded(out, [_group_time(g) for g in groups])
 
-    def _read_item(self, item, bands, geobox, resampling, metas, dst: dict[str, np.ndarray],
-                   rois: dict) -> None:
+    def _read_item(self, item, bands, plan: "GridPlan", resampling, metas,
+                   dst: dict[str, np.ndarray], fresh: set) -> None:
         """Read one scene's bands and fuse them into ``dst`` where it still has no data."""
         by_file: dict[str, list[str]] = {}
         constant = [b for b in bands if CONSTANT in item.assets[b].extra_fields]
@@ -164,50 +254,45 @@ class SceneReader:
             same = [n for n in names if resampling[n] == resampling[names[0]]
                     and metas[n] == metas[names[0]]]
             rest = [n for n in names if n not in same]
-            self._read_file(href, [band_index(item.assets[n]) for n in same], same, geobox,
-                            resampling[names[0]], metas[names[0]], dst, rois, has_data, multi)
+            self._read_file(href, [band_index(item.assets[n]) for n in same], same, plan,
+                            resampling[names[0]], metas[names[0]], dst, fresh, has_data, multi)
             for n in rest:
-                self._read_file(href, [band_index(item.assets[n])], [n], geobox, resampling[n],
-                                metas[n], dst, rois, has_data, multi)
+                self._read_file(href, [band_index(item.assets[n])], [n], plan, resampling[n],
+                                metas[n], dst, fresh, has_data, multi)
         for b in constant:
             value = item.assets[b].extra_fields[CONSTANT]
             fuse_nodata = metas[b][1] if metas[b][1] is not None else 0
             np.copyto(dst[b], dst[b].dtype.type(value), where=has_data & _missing(dst[b], fuse_nodata))
+            fresh.discard(b)
 
-    def _read_file(self, href, bidx, names, geobox, resampling, meta, dst, rois: dict,
+    def _read_file(self, href, bidx, names, plan: "GridPlan", resampling, meta, dst, fresh: set,
                    has_data=None, fallback: bool = False) -> None:
         import rasterio
         import rasterio.warp
-        from odc.geo.geobox import GeoBox
-        from odc.geo.overlap import compute_reproject_roi
-        from odc.loader._rio import pick_overview, w_
+        from odc.geo.roi import w_
 
         dtype, nodata = meta
-        ttol = 0.9 if resampling == "nearest" else 0.05
-        ds = self._open(href)
-        key = (ds.crs.to_wkt(), tuple(ds.transform), ds.shape, ttol)
-        rr = rois.get(key)  # scenes of one tile share it: computed once per grid
-        if rr is None:
-            src_gbox = GeoBox((ds.height, ds.width), ds.transform, ds.crs)
-            rr = rois[key] = compute_reproject_roi(src_gbox, geobox, ttol=ttol)
+        src = self._open(href)
+        rr = plan.reproject(src, 0.9 if resampling == "nearest" else 0.05)
         if _empty(rr.roi_dst) or _empty(rr.roi_src):
             return
         if self.use_overviews and rr.read_shrink > 1:
-            ovr = pick_overview(rr.read_shrink, ds.overviews(bidx[0]))
+            ovr = pick_overview(rr.read_shrink, src.ds.overviews(bidx[0]))
             if ovr is not None:
-                ds = self._open(href, ovr)
-        roi = rr.roi_dst
+                src = self._open(href, ovr)
+        ds, roi = src.ds, rr.roi_dst
         shape = (len(bidx), roi[0].stop - roi[0].start, roi[1].stop - roi[1].start)
-        src_nodata = ds.nodatavals[bidx[0] - 1]  # odc-loader: the file's nodata for the source
+        src_nodata = src.nodatavals[bidx[0] - 1]  # odc-loader: the file's nodata for the source
         if src_nodata is None and fallback:  # a user's multi-band file: its declared nodata
             src_nodata = nodata
         dst_nodata = nodata if nodata is not None else (np.nan if dtype.kind == "f" else src_nodata)
-        pix = np.zeros(shape, dtype=dtype)
+        pix = np.empty(shape, dtype=dtype) if rr.paste_ok and rr.read_shrink == 1 else np.zeros(shape, dtype)
         if rr.paste_ok and rr.read_shrink == 1:
             ds.read(bidx, out=pix, window=w_[rr.roi_src])
             if dst_nodata is not None and not _same(src_nodata, dst_nodata):
                 np.copyto(pix, dtype.type(dst_nodata), where=_missing(pix, src_nodata))
         else:
+            geobox = plan.geobox
             for k, b in enumerate(bidx):
                 rasterio.warp.reproject(
                     rasterio.band(ds, b), pix[k], src_nodata=src_nodata, dst_crs=str(geobox.crs),
@@ -216,9 +301,17 @@ class SceneReader:
         fuse_nodata = nodata if nodata is not None else (np.nan if dtype.kind == "f" else 0)
         for k, name in enumerate(names):
             target = dst[name][roi]
-            np.copyto(target, pix[k], where=_missing(target, fuse_nodata))
+            if name in fresh:  # still all fill (= missing): first-valid-wins is a plain copy
+                target[...] = pix[k]
+                fresh.discard(name)
+            else:
+                np.copyto(target, pix[k], where=_missing(target, fuse_nodata))
         if has_data is not None:  # pixels where this scene has data in any band
             has_data[roi] |= ~_missing(pix, fuse_nodata).all(axis=0)
+
+
+def _remote(href: str) -> bool:
+    return "://" in href or href.startswith("/vsi")
 
 
 def _group_time(group: list) -> dt.datetime:

@@ -289,13 +289,11 @@ class StacProvider(CountingMixin, LocalProvider):
         return stack
 
     def _load(self, items: list, bands: list[str], grid: GridSpec, collection, lon: float):
-        """The scene reader under this provider's GDAL HTTP settings (GDAL's own retries kept
-        small: the pipeline retries transient failures itself)."""
-        import rasterio
-
+        """The scene reader under this provider's GDAL HTTP settings (:attr:`gdal_env`, which
+        the reader sets per ROI or per fetch thread; GDAL's own retries kept small: the
+        pipeline retries transient failures itself)."""
         try:
-            with rasterio.Env(**self.gdal_env):
-                return super()._load(items, bands, grid, collection, lon)
+            return super()._load(items, bands, grid, collection, lon)
         except TransientProviderError:
             _clear_gdal_http_cache()  # GDAL remembers failed URLs; a retry must ask again
             raise
@@ -306,5 +304,6 @@ class StacProvider(CountingMixin, LocalProvider):
         if cpreset.dn_offset != "s2_baseline":
             return {band: 0.0 for band in sensor.bands}
         when = _item_time(item)
-        return {band: s2_dn_offset(item.properties, item.assets[band].to_dict(), when)
+        return {band: s2_dn_offset(item.properties,  # the asset fields it reads, without a deep copy
+                                   {"raster:bands": item.assets[band].extra_fields.get("raster:bands")}, when)
                 for band in sensor.bands}
