@@ -2,6 +2,7 @@
 # and the path of every stage's output. Nothing here runs a job.
 import sys
 from functools import lru_cache
+from types import SimpleNamespace
 from pathlib import Path
 
 import pandas as pd
@@ -113,11 +114,27 @@ def _stage_sensor(wildcards, stage):
     return sensor_of(wildcards.model).to_dict() if on_the_fly(wildcards.model) else None
 
 
+@lru_cache(maxsize=None)
+def _chunk_bytes(chunk, stage, key):
+    """Array bytes a ``stage`` job of ``chunk`` holds (``key``: its fkey, skey or model), computed
+    once per plan: Snakemake evaluates every job's resources several times while planning."""
+    wc = SimpleNamespace(fkey=key, skey=key, model=key)
+    sensor = _stage_sensor(wc, stage)
+    if not sensor:
+        return 0
+    return jobsize.chunk_bytes(_chunk_requests(chunk), sensor, stage=stage,
+                               server_side=server_side_composite(PROVIDER))
+
+
+def _stage_key(wildcards, stage):
+    return {"fetch": "fkey", "composite": "skey"}.get(stage, "model")
+
+
 def job_mem_mb(stage):
     def mem(wildcards, attempt):
         model_mb = CARDS[wildcards.model].mem_mb if stage == "embed" else 0
-        return jobsize.mem_mb(_chunk_requests(wildcards.chunk), _stage_sensor(wildcards, stage), stage, attempt,
-                              server_side=server_side_composite(PROVIDER), model_mb=model_mb)
+        data = _chunk_bytes(wildcards.chunk, stage, getattr(wildcards, _stage_key(wildcards, stage)))
+        return jobsize.mem_mb_of(data, attempt, model_mb=model_mb)
     return mem
 
 
@@ -125,9 +142,8 @@ def job_runtime(stage):
     def runtime(wildcards, attempt):
         if stage == "embed":
             return CARDS[wildcards.model].runtime_min * 2 ** (attempt - 1)
-        return jobsize.runtime_min(_chunk_requests(wildcards.chunk), _stage_sensor(wildcards, stage), stage,
-                                   attempt, server_side=server_side_composite(PROVIDER),
-                                   base_min=30 if stage == "fetch" else 10)
+        data = _chunk_bytes(wildcards.chunk, stage, getattr(wildcards, _stage_key(wildcards, stage)))
+        return jobsize.runtime_min_of(data, attempt, base_min=30 if stage == "fetch" else 10)
     return runtime
 
 

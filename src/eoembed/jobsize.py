@@ -25,10 +25,16 @@ MB = 2 ** 20
 
 
 def roi_pixels(request: dict[str, Any], scale_m: float) -> int:
-    """Pixels of a request's ROI at ``scale_m`` (from its bounds; no projection needed)."""
+    """Pixels of a request's ROI at ``scale_m``: exact for a point buffer (its UTM square), from
+    the lon/lat bounds otherwise (no projection needed)."""
     from eoembed.specs import spatial_from_dict
 
+    from eoembed.specs import PointBuffer
+
     spatial = spatial_from_dict(request["spatial"])
+    if isinstance(spatial, PointBuffer):  # a UTM square of side 2 x buffer: no projection needed
+        side = max(1, math.ceil(2 * spatial.buffer_m / scale_m))
+        return side * side
     minx, miny, maxx, maxy = spatial.geometry().bounds
     lat = math.radians((miny + maxy) / 2)
     width_m = (maxx - minx) * 111_320.0 * max(math.cos(lat), 0.01)
@@ -58,17 +64,28 @@ def chunk_bytes(requests: list[dict[str, Any]], sensor: dict[str, Any], *, stage
     return total
 
 
+def mem_mb_of(data_bytes: int, attempt: int = 1, *, model_mb: int = 0) -> int:
+    """Memory of one chunk job in MB from its array bytes (:func:`chunk_bytes`), scaled by the
+    attempt number (1 on the first try)."""
+    need = BASE_MB + model_mb + math.ceil(OVERHEAD * data_bytes / MB)
+    return int(min(MAX_MB, need * max(1, attempt)))
+
+
+def runtime_min_of(data_bytes: int, attempt: int = 1, *, base_min: int = 10, mb_per_min: float = 200.0) -> int:
+    """Wall time of one chunk job in minutes: a base plus ``mb_per_min`` of arrays per minute
+    (remote reads are the slow part), doubled on each retry."""
+    return int(math.ceil(base_min + data_bytes / MB / mb_per_min) * 2 ** (max(1, attempt) - 1))
+
+
 def mem_mb(requests: list[dict[str, Any]], sensor: dict[str, Any] | None, stage: str, attempt: int = 1, *,
            server_side: bool = False, model_mb: int = 0) -> int:
     """Memory of one chunk job in MB, scaled by the attempt number (1 on the first try)."""
     data = chunk_bytes(requests, sensor, stage=stage, server_side=server_side) if sensor else 0
-    need = BASE_MB + model_mb + math.ceil(OVERHEAD * data / MB)
-    return int(min(MAX_MB, need * max(1, attempt)))
+    return mem_mb_of(data, attempt, model_mb=model_mb)
 
 
 def runtime_min(requests: list[dict[str, Any]], sensor: dict[str, Any] | None, stage: str, attempt: int = 1, *,
                 server_side: bool = False, base_min: int = 10, mb_per_min: float = 200.0) -> int:
-    """Wall time of one chunk job in minutes: a base plus ``mb_per_min`` of arrays per minute
-    (remote reads are the slow part), doubled on each retry."""
+    """Wall time of one chunk job in minutes (see :func:`runtime_min_of`)."""
     data = chunk_bytes(requests, sensor, stage=stage, server_side=server_side) if sensor else 0
-    return int(math.ceil(base_min + data / MB / mb_per_min) * 2 ** (max(1, attempt) - 1))
+    return runtime_min_of(data, attempt, base_min=base_min, mb_per_min=mb_per_min)

@@ -205,10 +205,10 @@ def to_requests(table: pd.DataFrame, rows: list[int] | None = None) -> list[Requ
         table: Output of :func:`validate_table`.
         rows: Positional row indices to build (default: all rows).
     """
-    idx = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=int)
-    col = {c: table[c].to_numpy()[idx] for c in ("roi_id", "kind", *POINT, *BOX, "start", "end")}
+    sub = table if rows is None else table.iloc[np.asarray(rows, dtype=int)]  # only the rows asked for
+    col = {c: sub[c].to_numpy() for c in ("roi_id", "kind", *POINT, *BOX, "start", "end")}
     out = []
-    for i in range(len(idx)):
+    for i in range(len(sub)):
         if col["kind"][i] == "point_buffer":
             spatial = PointBuffer(float(col["lon"][i]), float(col["lat"][i]), float(col["buffer_m"][i]))
         else:
