@@ -29,7 +29,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 #: open_clip.constants.OPENAI_DATASET_MEAN / _STD
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -93,14 +93,7 @@ class CLIP(Embedder):
         return open_clip.create_model(ARCH[self.card.variant], pretrained=None)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})", LAYOUT)
-        net.load_state_dict(state, strict=True)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, layout=LAYOUT)
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, 224, 224)`` R, G, B as declared (the single frame)."""

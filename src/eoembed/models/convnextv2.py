@@ -25,7 +25,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,14 +79,7 @@ class ConvNeXtV2(Embedder):
         return timm.create_model(f"convnextv2_{self.card.variant}", pretrained=False, num_classes=0)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, OPTIONAL_KEYS, f"{path} ({self.card.id})")
-        net.load_state_dict({k: v for k, v in state.items() if k not in OPTIONAL_KEYS}, strict=True)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, OPTIONAL_KEYS)
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, 224, 224)`` R, G, B as declared (the single frame)."""

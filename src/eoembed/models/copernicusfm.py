@@ -31,7 +31,8 @@ import numpy as np
 from eoembed.errors import ModelError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
-from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD, check_keys
+from eoembed.models.published import load_published
+from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD
 
 URL = ("https://huggingface.co/torchgeo/copernicus-fm/resolve/f395812cc990ba25a451dbb9c9e6d95c8482947e/"
        "CopernicusFM_ViT_base_varlang-085350e4.pth")
@@ -92,14 +93,7 @@ class CopernicusFM(Embedder):
         return copernicusfm_base(weights=None, num_classes=0)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, OPTIONAL_KEYS, f"{path} ({self.card.id})", LAYOUT)
-        net.load_state_dict(state, strict=False)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, OPTIONAL_KEYS, LAYOUT)
 
     def spectra_nm(self, batch) -> tuple[list[float], list[float]]:
         """Central wavelength and bandwidth of each band channel, nm (refused when a band lacks one)."""

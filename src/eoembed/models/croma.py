@@ -40,7 +40,8 @@ import numpy as np
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
-from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD, check_keys
+from eoembed.models.published import check_keys
+from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD
 
 URLS = {"base": "https://hf.co/torchgeo/croma/resolve/387883f08af79d777167519c57cd826eda89a16f/"
                 "CROMA_base-0238d814.pt",

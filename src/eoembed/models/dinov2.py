@@ -21,7 +21,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 #: timm's IMAGENET_DEFAULT_MEAN / _STD (the data config of the .lvd142m weights).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,14 +67,7 @@ class DINOv2(Embedder):
                                  dynamic_img_size=True)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})")
-        net.load_state_dict(state, strict=True)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build)
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, H, W)`` R, G, B as declared (the single frame)."""

@@ -23,7 +23,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 ARCH, TAG = "vit_large_patch16_dinov3", "sat493m"
 #: timm's pretrained config of ``vit_large_patch16_dinov3.sat493m`` (the SAT-493M normalisation).
@@ -76,14 +76,8 @@ class DINOv3Sat(Embedder):
             return timm.create_model(ARCH, pretrained=False, num_classes=0, dynamic_img_size=True)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        check_keys(self.build("meta").state_dict(), state, set(), f"{path} ({self.card.id})")
-        net = self.build()
-        net.load_state_dict(state, strict=True)
-        self.net = net.to(self.device).eval()
+        # keys checked on a meta-device copy first: a wrong file is refused before the ~10 s build
+        self.net = load_published(self, self.build, expected=self.build("meta").state_dict())
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, H, W)`` R, G, B as declared (the single frame)."""

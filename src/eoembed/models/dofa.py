@@ -29,7 +29,8 @@ import numpy as np
 from eoembed.errors import ModelError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.ssl4eo import L2A_BANDS, check_keys
+from eoembed.models.published import load_published
+from eoembed.models.ssl4eo import L2A_BANDS
 
 HF = "https://hf.co/torchgeo/dofa/resolve/b8db318b64a90b9e085ec04ba8851233c5893666"
 SIZES = {"base": ("dofa_base_patch16_224", 768, f"{HF}/dofa_base_patch16_224-a0275954.pth"),
@@ -87,14 +88,7 @@ class DOFA(Embedder):
         return getattr(dofa, SIZES[self.card.variant][0])(weights=None, num_classes=0)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, OPTIONAL_KEYS, f"{path} ({self.card.id})", LAYOUT)
-        net.load_state_dict(state, strict=False)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, OPTIONAL_KEYS, LAYOUT)
 
     def wavelengths_um(self, batch) -> list[float]:
         """Central wavelength of each band channel, micrometres (refused when a band has none)."""

@@ -22,7 +22,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,14 +66,7 @@ class EarthLoc(Embedder):
         return Net(in_channels=3, image_size=320, desc_dim=4096, backbone="resnet50", pretrained=False)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(WEIGHTS.name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})", LAYOUT)
-        net.load_state_dict(state, strict=True)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, layout=LAYOUT)
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, 320, 320)`` R, G, B as declared (the single frame)."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 HF = "https://hf.co/torchgeo/satlas/resolve/081d6607431bf36bdb59c223777cbb267131b8f2"
 RGB = ("B04", "B03", "B02")
@@ -87,15 +87,8 @@ class Satlas(Embedder):
         return net
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(self.card.weights[0].name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, set(), f"{path} ({self.card.id})",
-                   "plain torchvision SwinTransformer state dict, head included, no prefix")
-        net.load_state_dict(state, strict=True)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build,
+                                  layout="plain torchvision SwinTransformer state dict, head included, no prefix")
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, C, 256, 256)``: the declared bands of the single frame."""

@@ -23,7 +23,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
-from eoembed.models.ssl4eo import check_keys
+from eoembed.models.published import load_published
 
 #: torchgeo.models.scale_mae._mean / _std (applied after / 255)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -71,14 +71,7 @@ class ScaleMAE(Embedder):
         return scalemae_large_patch16(weights=None, num_classes=0)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        path, sha = self.weights_file(WEIGHTS.name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, OPTIONAL_KEYS, f"{path} ({self.card.id})")
-        net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=False)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, OPTIONAL_KEYS)
 
     def network_input(self, batch) -> np.ndarray:
         """``(B, 3, 224, 224)`` R, G, B as declared (the single frame)."""

@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, Derived, InputSpec, SpacePolicy, TimePolicy, mean_std
+from eoembed.models.published import check_keys, load_published  # noqa: F401 (check_keys: tests import it here)
 
 #: TorchGeo ``_sentinel2_toa_bands``, in eoembed's band names.
 L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -186,15 +186,7 @@ class SSL4EO(Embedder):
         return timm.create_model(self.arch, in_chans=13, num_classes=0, pretrained=False)
 
     def _load(self) -> None:
-        from eoembed.weights import load_state_dict
-
-        name = self.card.weights[0].name
-        path, sha = self.weights_file(name)
-        state = load_state_dict(path, sha)
-        net = self.build()
-        check_keys(net.state_dict(), state, OPTIONAL_KEYS[self.arch], f"{path} ({self.card.id})")
-        net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=False)
-        self.net = net.to(self.device).eval()
+        self.net = load_published(self, self.build, OPTIONAL_KEYS[self.arch])
 
     def network_input(self, batch) -> np.ndarray:
         """The ``(B, 13, 224, 224)`` array the network gets: the batch's channels in the published
@@ -218,15 +210,3 @@ class SSL4EO(Embedder):
         f = feats.float().cpu().numpy()
         return TokenGrid(f, np.ones((f.shape[0], f.shape[2], f.shape[3]), np.float32))
 
-
-def check_keys(expected: dict, state: dict, optional: set[str], what: str,
-               layout: str = "plain state dict with timm key names, no prefix") -> None:
-    """Refuse a checkpoint whose keys or shapes differ from the network's (beyond ``optional``)."""
-    missing = sorted(set(expected) - set(state) - optional)
-    extra = sorted(set(state) - set(expected) - optional)
-    shapes = sorted(f"{k}: {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in expected
-                    if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or extra or shapes:
-        raise WeightsError(
-            f"weights file {what} does not have the published key layout ({layout}): {len(missing)} missing "
-            f"e.g. {missing[:4]}, {len(extra)} unexpected e.g. {extra[:4]}, shape mismatches {shapes[:3]}")
