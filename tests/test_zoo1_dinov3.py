@@ -13,6 +13,8 @@ ViT-L is built a few times on the CPU (~10 s each); the random weights are writt
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import yaml
@@ -47,8 +49,10 @@ def seeded(tmp_path_factory):
     lib = timm_dinov3()
     state = random_state(lib, seed=13)
     lib.load_state_dict(state, strict=True)
-    path, sha = write(state, tmp_path_factory.mktemp("dinov3") / NAME)
-    return lib, path, sha
+    folder = tmp_path_factory.mktemp("dinov3")
+    path, sha = write(state, folder / NAME)
+    yield lib, path, sha
+    shutil.rmtree(folder, ignore_errors=True)  # 1.2 GB: not kept until the session ends
 
 
 def model_at(path: str, sha: str):

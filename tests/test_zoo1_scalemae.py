@@ -6,6 +6,8 @@ once (~1.2 GB) and shared by the parity, key-layout and workflow tests.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import yaml
@@ -28,8 +30,10 @@ def published(tmp_path_factory):
     """(state, path, sha256) of a random Scale-MAE checkpoint without head / fc_norm (as published)."""
     lib = tg_smae.scalemae_large_patch16(weights=None)  # TorchGeo's default: a 1000-class head
     state = random_state(lib, seed=31, drop=("head.weight", "head.bias"))
-    path, sha = write(state, tmp_path_factory.mktemp("smae") / NAME)
-    return state, path, sha
+    folder = tmp_path_factory.mktemp("smae")
+    path, sha = write(state, folder / NAME)
+    yield state, path, sha
+    shutil.rmtree(folder, ignore_errors=True)  # 1.2 GB: not kept until the session ends
 
 
 def test_parity_with_torchgeo_scalemae(published):
