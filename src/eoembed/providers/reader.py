@@ -276,6 +276,7 @@ class SceneReader:
         rr = plan.reproject(src, 0.9 if resampling == "nearest" else 0.05)
         if _empty(rr.roi_dst) or _empty(rr.roi_src):
             return
+        ovr = None
         if self.use_overviews and rr.read_shrink > 1:
             ovr = pick_overview(rr.read_shrink, src.ds.overviews(bidx[0]))
             if ovr is not None:
@@ -293,11 +294,16 @@ class SceneReader:
                 np.copyto(pix, dtype.type(dst_nodata), where=_missing(pix, src_nodata))
         else:
             geobox = plan.geobox
-            for k, b in enumerate(bidx):
-                rasterio.warp.reproject(
-                    rasterio.band(ds, b), pix[k], src_nodata=src_nodata, dst_crs=str(geobox.crs),
-                    dst_transform=geobox[roi].transform, dst_nodata=dst_nodata,
-                    resampling=getattr(rasterio.enums.Resampling, resampling))
+            kw = dict(src_nodata=src_nodata, dst_crs=str(geobox.crs), dst_transform=geobox[roi].transform,
+                      dst_nodata=dst_nodata, resampling=getattr(rasterio.enums.Resampling, resampling))
+            if len(bidx) > 1 and ovr is None and _none_missing(ds, bidx, rr, src_nodata):
+                # one GDAL warp for the file's bands (12 warper set-ups cost ~10 ms per 64 x 64
+                # chip, one ~2 ms); GDAL's multi-band warp treats pixels next to a nodata source
+                # pixel differently from per-band warps, so only where the source has none
+                rasterio.warp.reproject(rasterio.band(ds, list(bidx)), pix, **kw)
+            else:  # odc-loader: one warp per band
+                for k, b in enumerate(bidx):
+                    rasterio.warp.reproject(rasterio.band(ds, b), pix[k], **kw)
         fuse_nodata = nodata if nodata is not None else (np.nan if dtype.kind == "f" else 0)
         for k, name in enumerate(names):
             target = dst[name][roi]
@@ -308,6 +314,26 @@ class SceneReader:
                 np.copyto(target, pix[k], where=_missing(target, fuse_nodata))
         if has_data is not None:  # pixels where this scene has data in any band
             has_data[roi] |= ~_missing(pix, fuse_nodata).all(axis=0)
+
+
+def _none_missing(ds, bidx, rr, src_nodata) -> bool:
+    """Whether no source pixel the warp may use is missing (nodata, or NaN) in any of ``bidx``.
+
+    Checks the source window odc planned, widened by the resampling kernel's reach (lanczos: 3
+    source pixels, times the read shrink when downsampling) plus a margin."""
+    from rasterio.windows import Window
+
+    rows, cols = rr.roi_src
+    pad = 3 * max(1, int(rr.read_shrink)) + 4
+    r0, c0 = max(0, rows.start - pad), max(0, cols.start - pad)
+    r1, c1 = min(ds.height, rows.stop + pad), min(ds.width, cols.stop + pad)
+    if r1 <= r0 or c1 <= c0:
+        return False
+    window = ds.read(list(bidx), window=Window(c0, r0, c1 - c0, r1 - r0))
+    nodatas = {src_nodata} if src_nodata is not None else {ds.nodatavals[b - 1] for b in bidx}
+    if window.dtype.kind == "f" and np.isnan(window).any():
+        return False
+    return not any(nd is not None and not np.isnan(nd) and (window == nd).any() for nd in nodatas)
 
 
 def _remote(href: str) -> bool:
