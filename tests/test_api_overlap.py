@@ -28,15 +28,19 @@ def _requests() -> list[Request]:
     return reqs
 
 
+@pytest.mark.parametrize("mode", [True, "inline"])
 @pytest.mark.parametrize("model", ["spectral", "mosaiks"])
-def test_overlap_gives_the_same_embeddings(index, model):
-    kw = dict(provider={"name": "local", "catalog": str(index), "io_workers": 3},
+def test_overlap_gives_the_same_embeddings(index, model, mode):
+    """Stage after stage (overlap=False) = blocks fetched by a background thread (True) = blocks
+    fetched in the calling thread (what "auto" picks for a CPU model with one I/O worker)."""
+    workers = 3 if mode is True else 1
+    kw = dict(provider={"name": "local", "catalog": str(index), "io_workers": workers},
               batch_size=3, output=OutputSpec.pooled(), retries=0)
     if model == "mosaiks":
         kw["options"] = {"filters": "gaussian", "num_filters": 32}
     reqs = _requests()
     a = get_embeddings_batch(model, reqs, overlap=False, **kw)
-    b = get_embeddings_batch(model, reqs, overlap=True, progress=False, **kw)
+    b = get_embeddings_batch(model, reqs, overlap=True if mode is True else "auto", progress=False, **kw)
     assert [e.meta["roi_id"] for e in b] == [r.roi_id for r in reqs]
     assert [e.meta["status"] for e in a] == [e.meta["status"] for e in b]
     assert b[4].meta["status"] == "failed" and b[4].meta["stage"] == "fetch"
@@ -54,3 +58,39 @@ def test_overlap_model_load_failure_fails_every_item_at_embed(index, tmp_path):
                                 weights_dir=str(tmp_path / "empty"), allow_download=False, progress=False)
     assert [e.meta["stage"] for e in embs] == ["embed"] * 3
     assert all(e.meta["status"] == "failed" and "place the file at" in e.meta["error"] for e in embs)
+
+
+def test_auto_overlap_uses_a_thread_only_where_cores_are_free(index):
+    """A fetch thread on the cores the model's torch threads use slows the model down (measured in
+    benchmarks/fetch_engine.py); "auto" keeps it for remote reads, spare cores and GPUs."""
+    import os
+
+    torch = pytest.importorskip("torch")
+    from eoembed.models.registry import create
+    from eoembed.overlap import background_helps
+    from eoembed.providers.local import LocalProvider
+
+    local = LocalProvider(index)
+    model = create("spectral")
+    cores = len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        assert background_helps(model, local) is False  # every core busy, one local reader
+        assert background_helps(model, local, workers=4) is True  # several readers (remote COGs)
+        model.device = "cuda"
+        assert background_helps(model, local) is True  # the forward pass leaves the CPU free
+        model.device = "cpu"
+        if cores > 1:
+            torch.set_num_threads(cores - 1)
+            assert background_helps(model, local) is True  # a core left for the fetch
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_overlap_value_is_checked(index):
+    from eoembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="overlap='yes' is invalid: allowed True, False or 'auto'"):
+        get_embeddings_batch("spectral", _requests()[:1], overlap="yes",
+                             provider={"name": "local", "catalog": str(index)})

@@ -49,7 +49,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_paths: dict[str, str] | None = None,
                          weights_pins: dict[str, str] | None = None,
                          source: str | None = None, cache_dir: str | None = None,
-                         input_prep: dict[str, Any] | None = None, overlap: bool = True,
+                         input_prep: dict[str, Any] | None = None, overlap: bool | str = "auto",
                          progress: bool | None = None, precision: str = "fp32") -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
@@ -65,9 +65,11 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             ``provider`` dict taken from config.yaml may carry it, and its retries/backoff_s.
         input_prep: How ROIs reach a fixed-size model input: ``{"mode": "resize" | "tile" | "pad",
             "max_tiles": 64, "tile_overlap_px": 0}`` (default: the model's own default, resize).
-        overlap: Fetch and composite the next block of ROIs in a background thread while the
-            model embeds the current batch (:func:`eoembed.overlap.embed_overlapped`); the
-            embeddings are the same as with ``overlap=False`` (stage after stage).
+        overlap: ``True``: fetch and composite the next block of ROIs in a background thread
+            while the model embeds the current batch (:func:`eoembed.overlap.embed_overlapped`);
+            ``"auto"`` (default): so where it helps (:func:`eoembed.overlap.background_helps`:
+            a GPU model, remote reads, or spare cores), else block after block in this thread;
+            ``False``: stage after stage over all requests. The embeddings are the same.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward pass (see
             README, Performance, for the measured deviation per model).
         progress: Show a progress bar (default: when stderr is a terminal; otherwise log lines
@@ -80,6 +82,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         One :class:`Embedding` per request, in order. Failed items have an empty ``data``
         array and ``meta["status"] == "failed"`` with ``stage`` and ``error``.
     """
+    if overlap not in (True, False, "auto"):
+        raise ConfigError(f"overlap={overlap!r} is invalid: allowed True, False or 'auto'")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"precision={precision!r} is invalid: allowed 'fp32', 'bf16' or 'fp16'")
     embedder = model if not isinstance(model, str) else create(
@@ -106,12 +110,13 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         fetch_kw = dict(retries=retries, backoff_s=backoff_s, cache_dir=cache_dir, workers=workers)
         embed_kw = dict(pooling=output.pooling, grid=output.mode == "grid", cell_m=output.cell_m,
                         precision=precision)
-        if overlap:  # fetch/composite the next block while the model embeds this one
-            from eoembed.overlap import embed_overlapped
+        if overlap:  # block by block; the next block fetched in a thread where that helps
+            from eoembed.overlap import background_helps, embed_overlapped
 
+            background = overlap is True or background_helps(embedder, prov, workers)
             comps, results = embed_overlapped(
                 embedder, reqs, sensor, prov, fetch_kw=fetch_kw, partial_below=partial_below,
-                embed_kw=embed_kw, batch_size=batch_size,
+                embed_kw=embed_kw, batch_size=batch_size, background=background,
                 progress=Progress(f"embed {embedder.card.id}", len(reqs), bar=progress))
         else:
             comps = composite_items(fetch_items(reqs, sensor, prov, **fetch_kw), reqs, sensor,
