@@ -61,22 +61,19 @@ def test_overlap_model_load_failure_fails_every_item_at_embed(index, tmp_path):
 
 
 def test_auto_overlap_uses_a_thread_only_where_cores_are_free(index):
-    """A fetch thread on the cores the model's torch threads use slows the model down (measured in
-    benchmarks/fetch_engine.py); "auto" keeps it for remote reads, spare cores and GPUs."""
-    import os
-
+    """Known before any batch: a thread for remote reads, spare cores and GPUs; else measured."""
     torch = pytest.importorskip("torch")
     from eoembed.models.registry import create
-    from eoembed.overlap import background_helps
+    from eoembed.overlap import background_helps, usable_cores
     from eoembed.providers.local import LocalProvider
 
     local = LocalProvider(index)
     model = create("spectral")
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(cores)
-        assert background_helps(model, local) is False  # every core busy, one local reader
+        assert background_helps(model, local) is None  # every core may be busy: measure a batch
         assert background_helps(model, local, workers=4) is True  # several readers (remote COGs)
         model.device = "cuda"
         assert background_helps(model, local) is True  # the forward pass leaves the CPU free
@@ -86,6 +83,90 @@ def test_auto_overlap_uses_a_thread_only_where_cores_are_free(index):
             assert background_helps(model, local) is True  # a core left for the fetch
     finally:
         torch.set_num_threads(before)
+
+
+def test_saturation_rule():
+    from eoembed.overlap import saturates
+
+    assert saturates(1.97, 1.0, 2) and saturates(0.95, 1.0, 1)  # galileo_nano on 2 cores; 1 core busy
+    assert not saturates(1.46, 1.0, 2) and not saturates(1.0, 1.0, 2)  # MOSAIKS, spectral on 2 cores
+    assert not saturates(0.0, 0.0, 2)
+
+
+class _Recording:
+    """A local provider that records the thread of every fetch."""
+
+    def __new__(cls, index):
+        from eoembed.providers.local import LocalProvider
+
+        class Provider(LocalProvider):
+            threads: list = []
+
+            def fetch(self, *a, **k):
+                import threading
+
+                self.threads.append(threading.current_thread().name)
+                return super().fetch(*a, **k)
+
+        return Provider(index)
+
+
+def _model(kind: str):
+    """spectral with a forward pass that sleeps (no CPU) or spins (one core) for 50 ms."""
+    import time
+
+    from eoembed.models.spectral import SpectralEmbedder
+
+    class Model(SpectralEmbedder):
+        def forward(self, batch):
+            t0 = time.perf_counter()
+            if kind == "sleep":
+                time.sleep(0.05)
+            else:
+                while time.perf_counter() - t0 < 0.05:
+                    sum(range(200))
+            return super().forward(batch)
+
+    return Model()
+
+
+@pytest.mark.parametrize("kind", ["sleep", "spin-on-one-core"])
+def test_measured_overlap_moves_the_fetch_to_a_thread_only_when_cores_were_idle(index, kind, caplog):
+    """overlap="auto" on local files: the first block is fetched in the calling thread; after the
+    first batch the rest moves to the "eoembed-fetch" thread if the forward pass left cores idle
+    (a sleeping model) and stays in the calling thread if it kept every core busy (a spinning
+    model with this process pinned to one core). Same embeddings as stage after stage."""
+    import logging
+    import os
+
+    pytest.importorskip("torch")
+    year = TemporalSpec.year(2023)
+    reqs = [Request(f"m{i}", PointBuffer(lon + 0.0003 * (i // 2), lat, 100), year)
+            for i, (_, lon, lat) in enumerate(SITES * 20)]  # 40 ROIs: 3 blocks of 16
+    provider = _Recording(index)
+    kw = dict(batch_size=3, output=OutputSpec.pooled(), retries=0)
+    want = get_embeddings_batch("spectral", reqs, provider={"name": "local", "catalog": str(index)},
+                                overlap=False, **kw)
+    affinity = os.sched_getaffinity(0)
+    try:
+        if kind != "sleep":
+            os.sched_setaffinity(0, {min(affinity)})
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(len(os.sched_getaffinity(0)))  # no spare core known beforehand
+        with caplog.at_level(logging.INFO, logger="eoembed.overlap"):
+            got = get_embeddings_batch(_model(kind), reqs, provider=provider, overlap="auto", progress=False, **kw)
+        torch.set_num_threads(threads)
+    finally:
+        os.sched_setaffinity(0, affinity)
+    for x, y in zip(want, got):
+        np.testing.assert_array_equal(x.data, y.data)
+    first_block = 16  # max(batch_size, 4 x 4 I/O workers)
+    assert set(provider.threads[:first_block]) == {"MainThread"}
+    rest = set(provider.threads[first_block:])
+    assert rest == ({"eoembed-fetch"} if kind == "sleep" else {"MainThread"}), provider.threads
+    assert ("fetching in a background thread" if kind == "sleep" else "fetching between batches") in caplog.text
 
 
 def test_overlap_value_is_checked(index):

@@ -67,8 +67,9 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             "max_tiles": 64, "tile_overlap_px": 0}`` (default: the model's own default, resize).
         overlap: ``True``: fetch and composite the next block of ROIs in a background thread
             while the model embeds the current batch (:func:`eoembed.overlap.embed_overlapped`);
-            ``"auto"`` (default): so where it helps (:func:`eoembed.overlap.background_helps`:
-            a GPU model, remote reads, or spare cores), else block after block in this thread;
+            ``"auto"`` (default): so where it helps (a GPU model, remote reads, spare cores, or a
+            first batch that left cores idle: :mod:`eoembed.overlap`), else block after block in
+            this thread between batches;
             ``False``: stage after stage over all requests. The embeddings are the same.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward pass (see
             README, Performance, for the measured deviation per model).
@@ -113,7 +114,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         if overlap:  # block by block; the next block fetched in a thread where that helps
             from eoembed.overlap import background_helps, embed_overlapped
 
-            background = overlap is True or background_helps(embedder, prov, workers)
+            background = True if overlap is True else (background_helps(embedder, prov, workers) or "measure")
             comps, results = embed_overlapped(
                 embedder, reqs, sensor, prov, fetch_kw=fetch_kw, partial_below=partial_below,
                 embed_kw=embed_kw, batch_size=batch_size, background=background,

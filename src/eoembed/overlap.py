@@ -1,24 +1,32 @@
-"""In-process fetch -> composite -> embed with the model kept busy (used by the API).
+"""In-process fetch -> composite -> embed, block by block, with the model kept busy (the API).
 
-A producer thread fetches the requests block by block (the fetch itself uses the provider's
-I/O thread pool) and hands them over through a bounded queue, while the calling thread loads
-the model and embeds. Each block is composited by whichever side has time: by the producer
-when blocks are already waiting (the model is the bottleneck), else by the calling thread
-(the model waits for input: a light model on local files). Compositing is a pure function of
-the fetched stacks, so where it runs changes no result. Embedding batches are formed exactly as
-:func:`eoembed.pipeline.embed_items` forms them over the whole list (``batch_size``
-consecutive non-failed items), so embeddings are identical to the stage-by-stage run.
+Requests are fetched in blocks. In the background mode a producer thread fetches the next
+blocks (the fetch itself uses the provider's I/O thread pool) and hands them over through a
+bounded queue while the calling thread embeds; each block is composited by whichever side has
+time: by the producer when blocks are already waiting (the model is the bottleneck), else by
+the calling thread. In the inline mode the calling thread fetches and composites each block
+itself between batches (bounded memory, no thread): faster where the model's forward pass
+already keeps every core busy, since a fetch thread then only takes cores from it.
 
-With ``background=False`` the same blocks are fetched and composited in the calling thread,
-between batches (bounded memory, no thread): faster where the model's forward pass already
-keeps every core busy (a CPU model with as many torch threads as cores), where a fetch thread
-only takes cores from it (see :func:`background_helps`).
+``background="measure"`` starts inline and, after the first batch, moves the fetch to a thread
+when the forward pass left cores idle (:func:`saturates`): measured on 2 cores,
+``galileo_nano`` keeps both busy (1.97 cores; 1,024 local chips: 110.7 items/s inline vs 93.3
+with the thread), MOSAIKS 1.46 and ``spectral`` 1.0 (demo ROIs: MOSAIKS 22.5 ROIs/s with the
+thread vs 16-17.5 inline).
+
+Compositing is a pure function of the fetched stacks, so where it runs changes no result.
+Embedding batches are formed exactly as :func:`eoembed.pipeline.embed_items` forms them over
+the whole list (``batch_size`` consecutive non-failed items), so embeddings are identical to
+the stage-by-stage run in every mode.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
 import threading
+import time
 from typing import Any
 
 from eoembed.errors import EoembedError
@@ -27,23 +35,33 @@ from eoembed.models.base import Embedder
 from eoembed.pipeline import Result, composite_items, embed_items, fetch_items
 from eoembed.progress import Progress
 
-__all__ = ["background_helps", "embed_overlapped"]
+__all__ = ["background_helps", "embed_overlapped", "saturates", "usable_cores"]
+
+log = logging.getLogger(__name__)
 
 _DONE = object()
+SATURATED = 0.9  # of the usable cores: the forward pass leaves no core for a fetch thread
 
 
-def background_helps(embedder: Embedder, provider, workers: int | None = None) -> bool:
-    """Whether fetching in a background thread is expected to speed the run up.
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-    Yes when the forward pass leaves CPU free for it: the model runs on an accelerator, torch
-    uses fewer threads than this process may use cores, or the provider's reads wait on the
-    network (several I/O workers, e.g. STAC COGs). No for a CPU model whose torch threads
-    already take every core, reading local files: there the fetch thread takes cores from the
-    model's parallel regions (measured on 2 cores, ``galileo_nano``, 1,024 local chips: 0.66-0.70
-    of the bare forward with the thread, 0.77-0.79 without; ``benchmarks/fetch_engine.py``).
+
+def saturates(cpu_s: float, wall_s: float, cores: int) -> bool:
+    """Whether embedding used at least :data:`SATURATED` of ``cores`` (process CPU seconds over
+    wall seconds), i.e. a fetch thread would only take cores from the model."""
+    return wall_s > 0 and cpu_s / wall_s >= SATURATED * cores
+
+
+def background_helps(embedder: Embedder, provider, workers: int | None = None) -> bool | None:
+    """Whether fetching in a background thread helps, where it is known before any batch runs.
+
+    ``True`` when the forward pass leaves CPU free for it: the model runs on an accelerator,
+    torch uses fewer threads than this process may use cores, or the provider's reads wait on
+    the network (several I/O workers, e.g. STAC COGs). ``None`` otherwise (a CPU model on local
+    files): :func:`embed_overlapped` then measures the first batch (``background="measure"``).
     """
-    import os
-
     from eoembed.pipeline import io_workers
 
     if not str(getattr(embedder, "device", "cpu")).startswith("cpu"):
@@ -56,100 +74,140 @@ def background_helps(embedder: Embedder, provider, workers: int | None = None) -
         threads = torch.get_num_threads()
     except ImportError:  # weight-free numpy models: one thread
         threads = 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return threads < cores
+    return True if threads < usable_cores() else None
+
+
+class _Feed:
+    """The blocks ``(requests, results, composited?)`` in order: fetched in the calling thread
+    until :meth:`to_background`, then by a producer thread."""
+
+    def __init__(self, requests: list[Request], block: int, sensor, provider, fetch_kw: dict[str, Any],
+                 partial_below: float, depth: int) -> None:
+        self.requests, self.block, self.sensor, self.provider = requests, block, sensor, provider
+        self.fetch_kw, self.partial_below = fetch_kw, partial_below
+        self.handoff: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.background = False
+        self.producer: threading.Thread | None = None
+        self.starts = list(range(0, len(requests), block))  # blocks not yet fetched inline
+        self.fetched = False
+
+    def _fetch(self, part: list[Request]) -> dict[str, Result]:
+        return fetch_items(part, self.sensor, self.provider, **self.fetch_kw)
+
+    def to_background(self) -> None:
+        """Fetch the blocks not yet fetched in a producer thread (now, if nothing was fetched yet:
+        while the model loads)."""
+        self.background = True
+        if not self.fetched:
+            self._spawn(self.starts)
+
+    def _spawn(self, starts: list[int]) -> None:
+        if self.producer is None and starts:
+            self.producer = threading.Thread(target=self._produce, args=(list(starts),), name="eoembed-fetch",
+                                             daemon=True)
+            self.producer.start()
+
+    def __iter__(self):
+        while self.starts and not self.background:
+            s = self.starts.pop(0)
+            self.fetched = True
+            part = self.requests[s:s + self.block]
+            yield part, self._fetch(part), False
+        if not self.starts:
+            return
+        self._spawn(self.starts)
+        while (got := self.handoff.get()) is not _DONE:
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+
+    def _produce(self, starts: list[int]) -> None:
+        try:
+            for s in starts:
+                if self.stop.is_set():
+                    return
+                part = self.requests[s:s + self.block]
+                fetched = self._fetch(part)
+                if self.handoff.qsize() > 0:  # the model is behind: composite here
+                    comps = composite_items(fetched, part, self.sensor, partial_below=self.partial_below)
+                    self.handoff.put((part, comps, True))
+                else:  # the model waits for input: it composites this block itself
+                    self.handoff.put((part, fetched, False))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            self.handoff.put(exc)
+        finally:
+            self.handoff.put(_DONE)
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.producer is not None and self.producer.is_alive():  # unblock a full queue
+            try:
+                self.handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
 
 
 def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provider, *,
                      fetch_kw: dict[str, Any], partial_below: float, embed_kw: dict[str, Any],
                      batch_size: int = 16, block: int | None = None, depth: int = 2,
                      progress: Progress | None = None,
-                     background: bool = True) -> tuple[dict[str, Result], dict[str, Result]]:
-    """Fetch/composite blocks of ``block`` requests ahead of the model (at most ``depth`` blocks
-    waiting) in a background thread, or block by block in this thread (``background=False``).
-    Returns ``(composites, results)`` per ROI id.
+                     background: bool | str = True) -> tuple[dict[str, Result], dict[str, Result]]:
+    """Embed ``requests`` block by block (``block`` requests; at most ``depth`` blocks waiting).
 
-    A model that fails to load fails every item at ``embed`` with its error (after the
-    composites are done, as in the stage-by-stage run).
+    ``background``: ``True`` fetches ahead in a thread from the start, ``False`` in this thread
+    throughout, ``"measure"`` decides after the first batch (:func:`saturates`). Returns
+    ``(composites, results)`` per ROI id. A model that fails to load fails every item at
+    ``embed`` with its error (after the composites are done, as in the stage-by-stage run).
     """
-    block = block or max(batch_size, 4 * int(fetch_kw.get("workers") or 4))
-    starts = range(0, len(requests), block)
-    if not background:  # block after block in this thread: fetch, composite, embed
-        blocks = ((requests[s:s + block], fetch_items(requests[s:s + block], sensor, provider, **fetch_kw),
-                   False) for s in starts)
-        return _consume(embedder, requests, blocks, sensor, partial_below, embed_kw, batch_size, progress)
-
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for s in starts:
-                if stop.is_set():
-                    return
-                part = requests[s:s + block]
-                fetched = fetch_items(part, sensor, provider, **fetch_kw)
-                if handoff.qsize() > 0:  # the model is behind: composite here
-                    handoff.put((part, composite_items(fetched, part, sensor, partial_below=partial_below), True))
-                else:  # the model waits for input: it composites this block itself
-                    handoff.put((part, fetched, False))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            handoff.put(exc)
-        finally:
-            handoff.put(_DONE)
-
-    def received():
-        while (got := handoff.get()) is not _DONE:
-            if isinstance(got, BaseException):
-                raise got
-            yield got
-
-    producer = threading.Thread(target=produce, name="eoembed-fetch", daemon=True)
-    producer.start()
-    try:
-        return _consume(embedder, requests, received(), sensor, partial_below, embed_kw, batch_size, progress)
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                handoff.get(timeout=0.05)
-            except queue.Empty:
-                pass
-
-
-def _consume(embedder: Embedder, requests: list[Request], blocks, sensor, partial_below: float,
-             embed_kw: dict[str, Any], batch_size: int,
-             progress: Progress | None) -> tuple[dict[str, Result], dict[str, Result]]:
-    """Load the model, then embed the blocks ``(requests, results, composited?)`` as they come,
-    in batches of ``batch_size`` non-failed items."""
+    if background not in (True, False, "measure"):
+        raise ValueError(f"background={background!r}: allowed True, False or 'measure'")
+    feed = _Feed(requests, block or max(batch_size, 4 * int(fetch_kw.get("workers") or 4)), sensor,
+                 provider, fetch_kw, partial_below, depth)
+    if background is True:
+        feed.to_background()
+    measure = background == "measure"
     load_error = None
-    try:
-        embedder.load()
-    except EoembedError as exc:
-        load_error = exc
     comps: dict[str, Result] = {}
     results: dict[str, Result] = {}
     pending: list[Request] = []
 
     def flush() -> None:
-        if pending:
-            results.update(embed_items(embedder, comps, pending, batch_size=batch_size, **embed_kw))
-            if progress is not None:
-                progress.update(len(pending), failed=sum(results[r.roi_id][1]["status"] == "failed"
-                                                         for r in pending))
-            pending.clear()
+        nonlocal measure
+        if not pending:
+            return
+        cpu, wall = time.process_time(), time.perf_counter()
+        results.update(embed_items(embedder, comps, pending, batch_size=batch_size, **embed_kw))
+        if measure:  # once: did the forward pass leave cores idle?
+            measure = False
+            cpu, wall, cores = time.process_time() - cpu, time.perf_counter() - wall, usable_cores()
+            if not saturates(cpu, wall, cores):
+                feed.to_background()
+            log.info("embed %s used %.2f of %d cores: fetching %s", embedder.card.id, cpu / max(wall, 1e-9),
+                     cores, "in a background thread" if feed.background else "between batches")
+        if progress is not None:
+            progress.update(len(pending), failed=sum(results[r.roi_id][1]["status"] == "failed" for r in pending))
+        pending.clear()
 
-    for part, handed, composited in blocks:
-        comps.update(handed if composited else composite_items(handed, part, sensor, partial_below=partial_below))
+    try:
+        try:
+            embedder.load()
+        except EoembedError as exc:
+            load_error = exc
+        for part, handed, composited in feed:
+            comps.update(handed if composited else
+                         composite_items(handed, part, sensor, partial_below=partial_below))
+            if load_error is not None:
+                continue
+            for req in part:
+                pending.append(req)
+                if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == batch_size:
+                    flush()
         if load_error is not None:
-            continue
-        for req in part:
-            pending.append(req)
-            if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == batch_size:
-                flush()
-    if load_error is not None:
-        return comps, {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
-                                       "error": f"{type(load_error).__name__}: {load_error}"})
-                       for r in requests}
-    flush()
-    return comps, {r.roi_id: results[r.roi_id] for r in requests}
+            return comps, {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
+                                           "error": f"{type(load_error).__name__}: {load_error}"})
+                           for r in requests}
+        flush()
+        return comps, {r.roi_id: results[r.roi_id] for r in requests}
+    finally:
+        feed.close()
