@@ -19,12 +19,14 @@ from eoembed.specs import PointBuffer, TemporalSpec
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PATCHES = SHARED / "imagery" / "s2_l2a_patches" / "images"
-WEIGHTS = SHARED / "weights" / "galileo_nano"
 S2_12 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 
 
-def _setup(tmp_path: Path, n: int = 6):
-    if not PATCHES.exists() or not WEIGHTS.exists():
+WEIGHT_FILES = {"galileo_nano": ("encoder.pt", "normalization.json"), "presto": ("default_model.pt",)}
+
+
+def _setup(tmp_path: Path, n: int = 6, model: str = "galileo_nano"):
+    if not PATCHES.exists() or not (SHARED / "weights" / model).exists():
         pytest.skip("shared data not available")
     files = sorted(PATCHES.glob("*.tif"))[:n]
     cat = build_catalog(files, tmp_path / "c.json", bands=S2_12, datetime="2022-06-15", qa_value=4,
@@ -36,19 +38,21 @@ def _setup(tmp_path: Path, n: int = 6):
         reqs.append(Request(f.stem, PointBuffer(float(lon), float(lat), 320),
                             TemporalSpec(dt.date(2022, 6, 1), dt.date(2022, 7, 1))))
     kw = dict(provider={"name": "local", "catalog": str(cat)}, progress=False,
-              sensor=dataclasses.replace(default_sensor("galileo_nano", frames=1), cloudy_pct=100),
-              weights_paths={n: str(WEIGHTS / n) for n in ("encoder.pt", "normalization.json")})
+              sensor=dataclasses.replace(default_sensor(model, frames=1), cloudy_pct=100),
+              weights_paths={n: str(SHARED / "weights" / model / n) for n in WEIGHT_FILES[model]})
     return reqs, kw
 
 
-def test_bf16_autocast_deviation_galileo_nano(tmp_path):
-    reqs, kw = _setup(tmp_path)
-    fp32 = np.stack([e.data for e in get_embeddings_batch("galileo_nano", reqs, **kw)])
-    bf16 = np.stack([e.data for e in get_embeddings_batch("galileo_nano", reqs, precision="bf16", **kw)])
+@pytest.mark.parametrize("model", ["galileo_nano", "presto"])
+def test_bf16_autocast_deviation(tmp_path, model):
+    """The two models with real weights here (T = 1 on real S2 patches)."""
+    reqs, kw = _setup(tmp_path, model=model)
+    fp32 = np.stack([e.data for e in get_embeddings_batch(model, reqs, **kw)])
+    bf16 = np.stack([e.data for e in get_embeddings_batch(model, reqs, precision="bf16", **kw)])
     assert fp32.shape == bf16.shape == (len(reqs), 128)
     diff = np.abs(fp32 - bf16)
     cos = np.sum(fp32 * bf16, 1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
-    print(f"galileo_nano bf16 (CPU autocast) vs fp32: max abs {diff.max():.4g}, mean abs {diff.mean():.4g}, "
+    print(f"{model} bf16 (CPU autocast) vs fp32: max abs {diff.max():.4g}, mean abs {diff.mean():.4g}, "
           f"rel {np.linalg.norm(fp32 - bf16) / np.linalg.norm(fp32):.4g}, min cosine {cos.min():.6f}")
     assert diff.max() > 0  # autocast did act
     assert cos.min() > 0.99
