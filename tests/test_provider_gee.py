@@ -130,3 +130,31 @@ def test_input_cache_key_holds_frames_and_compositing_for_gee_only(tmp_path):
     assert fetch_cache_path(tmp_path, req, median1, gee) != fetch_cache_path(tmp_path, req, mosaic12, gee)
     local = LocalProvider(tmp_path / "index.json")
     assert fetch_cache_path(tmp_path, req, median1, local) == fetch_cache_path(tmp_path, req, mosaic12, local)
+
+
+def test_rois_are_fetched_concurrently_within_max_concurrency(ee_standin):
+    """Small ROIs (one request each) are fetched ``max_concurrency`` at a time by default
+    (``io_workers``), never more requests in flight than that; one at a time with io_workers 1.
+    Same pixels either way."""
+    from eoembed.items import Request
+    from eoembed.pipeline import fetch_items
+
+    sensor = SensorSpec(bands=("B02", "B04", "B8A"), cloudy_pct=35, frames=1)
+    reqs = [Request(f"r{i}", PointBuffer(5.62 + 0.01 * i, 52.55, 60), WINDOW) for i in range(8)]
+    runs = {}
+    ee_standin.latency_s = 0.05  # every answer takes 50 ms: requests in flight overlap if sent together
+    try:
+        for workers in (1, None):  # None: the provider's default
+            ee_standin.values = [[["20230302T104021_T31UFU"]]] * len(reqs)
+            ee_standin.max_in_flight = 0
+            provider = _provider(ee_standin, max_concurrency=3)
+            runs[workers] = (fetch_items(reqs, sensor, provider, retries=0, workers=workers),
+                             ee_standin.max_in_flight)
+    finally:
+        ee_standin.latency_s = 0.0
+    assert runs[1][1] == 1 and runs[None][1] == 3
+    for req in reqs:
+        (one, rec1), (many, rec3) = runs[1][0][req.roi_id], runs[None][0][req.roi_id]
+        assert rec1["status"] == rec3["status"] == "ok"
+        np.testing.assert_array_equal(one["data"], many["data"])
+        np.testing.assert_array_equal(one["data"][0], _expected(grid_for(req.spatial, 10), 3))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -64,6 +65,20 @@ class _Handler(BaseHTTPRequestHandler):
             s.requests.append({"method": method, "path": path, "body": body,
                                "authorization": self.headers.get("Authorization", "")})
             fail = s.failures.pop(0) if s.failures and path.endswith(":computePixels") else None
+        if path.endswith(("value:compute", "image:computePixels")):
+            with s.lock:
+                s.in_flight += 1
+                s.max_in_flight = max(s.max_in_flight, s.in_flight)
+            try:
+                time.sleep(s.latency_s)  # Earth Engine's computation and network time
+                self._answer(s, path, body, fail)
+            finally:
+                with s.lock:
+                    s.in_flight -= 1
+            return
+        self._answer(s, path, body, fail)
+
+    def _answer(self, s: "EarthEngineStandin", path: str, body, fail) -> None:
         if fail is not None:
             self._json(fail, {"error": {"code": fail, "status": "RESOURCE_EXHAUSTED" if fail == 429
                                         else "UNAVAILABLE",
@@ -100,6 +115,8 @@ class EarthEngineStandin:
         requests: Every request: method, path, parsed JSON body, Authorization header.
         values: Results handed out by successive ``value:compute`` calls.
         failures: HTTP statuses for the next ``computePixels`` calls.
+        latency_s: Seconds every ``value:compute`` / ``computePixels`` answer waits.
+        max_in_flight: Most such requests being answered at once so far.
     """
 
     def __init__(self) -> None:
@@ -107,6 +124,8 @@ class EarthEngineStandin:
         self.requests: list[dict] = []
         self.values: list = []
         self.failures: list[int] = []
+        self.latency_s = 0.0
+        self.in_flight = self.max_in_flight = 0
         handler = type("Handler", (_Handler,), {"standin": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True

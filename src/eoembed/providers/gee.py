@@ -10,9 +10,10 @@ per-pixel cloud-masked median (or most-recent mosaic) of the frame's scenes, wit
 
 Pixels: ``ee.data.computePixels`` on an explicit grid (CRS code, affine transform,
 dimensions) equal to the ROI :class:`~eoembed.grid.GridSpec`; ROIs wider or taller than
-``tile_px`` are split on pixel edges into tiles, requested concurrently (at most
-``max_concurrency`` at once), each retried with exponential backoff on 429/5xx
-(the client's own retries are switched off so the counts are exact).
+``tile_px`` are split on pixel edges into tiles, requested concurrently, and ROIs are fetched
+``io_workers`` (default ``max_concurrency``) at a time; at most ``max_concurrency`` requests of
+a provider are in flight, each retried with exponential backoff on 429/5xx (the client's own
+retries are switched off so the counts are exact).
 
 Authentication: ``service_account_key`` (a JSON key file) or Google application-default
 credentials; project from config, else ``$EE_PROJECT`` / ``$GOOGLE_CLOUD_PROJECT``.
@@ -98,6 +99,13 @@ class GeeProvider(CountingMixin, Provider):
     operational: ClassVar[tuple[str, ...]] = ("project", "service_account_key", "max_concurrency", "tile_px",
                                               "retries", "backoff_s", "timeout_s")
     composites: ClassVar[bool] = True  # frames are composited by Earth Engine
+
+    @property
+    def default_io_workers(self) -> int:
+        """ROIs fetched at once (config ``provider.io_workers``): ``max_concurrency``, so small
+        ROIs (one request each) also keep that many requests in flight; every request still
+        waits for one of the ``max_concurrency`` slots."""
+        return self.max_concurrency
 
     def __init__(self, project: str | None = None, service_account_key: str | None = None,
                  url: str | None = None, mask: str = "scl", cs_threshold: float = 0.6,
