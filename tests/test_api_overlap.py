@@ -147,19 +147,18 @@ def test_measured_overlap_moves_the_fetch_to_a_thread_only_when_cores_were_idle(
     kw = dict(batch_size=3, output=OutputSpec.pooled(), retries=0)
     want = get_embeddings_batch("spectral", reqs, provider={"name": "local", "catalog": str(index)},
                                 overlap=False, **kw)
-    affinity = os.sched_getaffinity(0)
+    import torch
+
+    affinity, threads = os.sched_getaffinity(0), torch.get_num_threads()
     try:
         if kind != "sleep":
             os.sched_setaffinity(0, {min(affinity)})
-        import torch
-
-        threads = torch.get_num_threads()
         torch.set_num_threads(len(os.sched_getaffinity(0)))  # no spare core known beforehand
         with caplog.at_level(logging.INFO, logger="eoembed.overlap"):
             got = get_embeddings_batch(_model(kind), reqs, provider=provider, overlap="auto", progress=False, **kw)
-        torch.set_num_threads(threads)
     finally:
         os.sched_setaffinity(0, affinity)
+        torch.set_num_threads(threads)
     for x, y in zip(want, got):
         np.testing.assert_array_equal(x.data, y.data)
     first_block = 16  # max(batch_size, 4 x 4 I/O workers)
