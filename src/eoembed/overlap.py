@@ -32,7 +32,7 @@ from typing import Any
 from eoembed.errors import EoembedError
 from eoembed.items import Request
 from eoembed.models.base import Embedder
-from eoembed.pipeline import Result, composite_items, embed_items, fetch_items
+from eoembed.pipeline import Result, composite_items, embed_items, fetch_items, io_workers
 from eoembed.progress import Progress
 
 __all__ = ["background_helps", "embed_overlapped", "saturates", "usable_cores"]
@@ -62,8 +62,6 @@ def background_helps(embedder: Embedder, provider, workers: int | None = None) -
     the network (several I/O workers, e.g. STAC COGs). ``None`` otherwise (a CPU model on local
     files): :func:`embed_overlapped` then measures the first batch (``background="measure"``).
     """
-    from eoembed.pipeline import io_workers
-
     if not str(getattr(embedder, "device", "cpu")).startswith("cpu"):
         return True
     if io_workers(provider, workers) > 1:

@@ -97,6 +97,18 @@ class TokenGrid:
     features: np.ndarray
     weight: np.ndarray
 
+    @classmethod
+    def from_vit(cls, pooled, patch_tokens, tokens: str) -> "TokenGrid":
+        """A ViT's output, every token counting once: ``pooled (B, D)`` as one token when
+        ``tokens == "pooled"``, else ``patch_tokens (B, N, D)`` (prefix tokens already dropped)
+        on their square ``sqrt(N) x sqrt(N)`` patch grid. Torch tensors in, float32 arrays out."""
+        if tokens == "pooled":
+            f = pooled.float().cpu().numpy()[:, :, None, None]
+        else:
+            side = int(round(patch_tokens.shape[1] ** 0.5))
+            f = patch_tokens.transpose(1, 2).reshape(patch_tokens.shape[0], -1, side, side).float().cpu().numpy()
+        return cls(f, np.ones((f.shape[0], f.shape[2], f.shape[3]), np.float32))
+
 
 @dataclass
 class Canvas:

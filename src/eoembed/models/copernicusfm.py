@@ -138,10 +138,4 @@ class CopernicusFM(Embedder):
                 pooled = self.net.forward_features(x, meta, wavelengths=wl, bandwidths=bw, input_mode="spectral")
         finally:
             hook.remove()
-        if self.options["tokens"] == "pooled":
-            f = pooled.float().cpu().numpy()[:, :, None, None]
-        else:
-            t = captured["t"][:, 1:]  # drop the CLS token
-            side = int(round(t.shape[1] ** 0.5))
-            f = t.transpose(1, 2).reshape(t.shape[0], -1, side, side).float().cpu().numpy()
-        return TokenGrid(f, np.ones((f.shape[0], f.shape[2], f.shape[3]), np.float32))
+        return TokenGrid.from_vit(pooled, captured["t"][:, 1:], self.options["tokens"])  # [:, 1:]: no CLS

@@ -135,10 +135,4 @@ class Panopticon(Embedder):
         with torch.inference_mode():
             feats = self.net.model.forward_features(x_dict)
             pooled = self.net.model.forward_head(feats)
-        if self.options["tokens"] == "pooled":
-            f = pooled.float().cpu().numpy()[:, :, None, None]
-        else:
-            t = feats[:, self.net.model.num_prefix_tokens:]
-            side = int(round(t.shape[1] ** 0.5))
-            f = t.transpose(1, 2).reshape(t.shape[0], -1, side, side).float().cpu().numpy()
-        return TokenGrid(f, np.ones((f.shape[0], f.shape[2], f.shape[3]), np.float32))
+        return TokenGrid.from_vit(pooled, feats[:, self.net.model.num_prefix_tokens:], self.options["tokens"])

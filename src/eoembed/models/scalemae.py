@@ -86,7 +86,4 @@ class ScaleMAE(Embedder):
         self.net.res = float(batch.gsd_m)
         with torch.inference_mode():
             tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
-        b, n, d = tokens.shape
-        side = int(round(n ** 0.5))
-        f = tokens.transpose(1, 2).reshape(b, d, side, side).float().cpu().numpy()
-        return TokenGrid(f, np.ones((b, side, side), np.float32))
+        return TokenGrid.from_vit(None, tokens, "patch")
