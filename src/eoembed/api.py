@@ -17,6 +17,7 @@ from eoembed.pipeline import composite_items, embed_items, fetch_items
 from eoembed.progress import Progress
 from eoembed.providers.base import Provider
 from eoembed.specs import OutputSpec, SensorSpec, TemporalSpec
+from eoembed.streams import cpu_streams
 from eoembed.versions import versions
 
 
@@ -50,7 +51,8 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
                          weights_pins: dict[str, str] | None = None,
                          source: str | None = None, cache_dir: str | None = None,
                          input_prep: dict[str, Any] | None = None, overlap: bool | str = "auto",
-                         progress: bool | None = None, precision: str = "fp32") -> list[Embedding]:
+                         progress: bool | None = None, precision: str = "fp32",
+                         streams: int | str = "auto") -> list[Embedding]:
     """Embed many ROIs with one model (loaded once), batched.
 
     Args:
@@ -73,6 +75,9 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
             ``False``: stage after stage over all requests. The embeddings are the same.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward pass (see
             README, Performance, for the measured deviation per model).
+        streams: Batches embedded at once on CPU, each on a share of torch's threads
+            (:mod:`eoembed.streams`); ``"auto"``: one per torch thread (at most 4) for models whose
+            forward pass allows it (``Embedder.concurrent_forward``), else 1. Same embeddings.
         progress: Show a progress bar (default: when stderr is a terminal; otherwise log lines
             with items done, items/s and ETA).
 
@@ -87,6 +92,7 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         raise ConfigError(f"overlap={overlap!r} is invalid: allowed True, False or 'auto'")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"precision={precision!r} is invalid: allowed 'fp32', 'bf16' or 'fp16'")
+    cpu_streams(None, streams)  # a bad value fails before any work
     embedder = model if not isinstance(model, str) else create(
         model, options, device=device, weights_dir=weights_dir, allow_download=allow_download,
         weights_paths=weights_paths, weights_pins=weights_pins, input_prep=input_prep,
@@ -110,11 +116,12 @@ def get_embeddings_batch(model: str | Embedder, requests: Sequence[Request | tup
         workers = provider.get("io_workers") if isinstance(provider, dict) else None
         fetch_kw = dict(retries=retries, backoff_s=backoff_s, cache_dir=cache_dir, workers=workers)
         embed_kw = dict(pooling=output.pooling, grid=output.mode == "grid", cell_m=output.cell_m,
-                        precision=precision)
+                        precision=precision, streams=streams)
         if overlap:  # block by block; the next block fetched in a thread where that helps
             from eoembed.overlap import background_helps, embed_overlapped
 
-            background = True if overlap is True else (background_helps(embedder, prov, workers) or "measure")
+            background = True if overlap is True else (
+                background_helps(embedder, prov, workers, streams) or "measure")
             comps, results = embed_overlapped(
                 embedder, reqs, sensor, prov, fetch_kw=fetch_kw, partial_below=partial_below,
                 embed_kw=embed_kw, batch_size=batch_size, background=background,

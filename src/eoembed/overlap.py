@@ -34,6 +34,7 @@ from eoembed.items import Request
 from eoembed.models.base import Embedder
 from eoembed.pipeline import Result, composite_items, embed_items, fetch_items, io_workers
 from eoembed.progress import Progress
+from eoembed.streams import cpu_streams
 
 __all__ = ["background_helps", "embed_overlapped", "saturates", "usable_cores"]
 
@@ -54,17 +55,22 @@ def saturates(cpu_s: float, wall_s: float, cores: int) -> bool:
     return wall_s > 0 and cpu_s / wall_s >= SATURATED * cores
 
 
-def background_helps(embedder: Embedder, provider, workers: int | None = None) -> bool | None:
+def background_helps(embedder: Embedder, provider, workers: int | None = None,
+                     streams: int | str = "auto") -> bool | None:
     """Whether fetching in a background thread helps, where it is known before any batch runs.
 
     ``True`` when the forward pass leaves CPU free for it: the model runs on an accelerator,
     torch uses fewer threads than this process may use cores, or the provider's reads wait on
-    the network (several I/O workers, e.g. STAC COGs). ``None`` otherwise (a CPU model on local
+    the network (several I/O workers, e.g. STAC COGs); or when batches run in single-threaded
+    streams (:mod:`eoembed.streams`: no torch thread waits at a barrier for a core the fetch
+    thread holds, so the two share the cores). ``None`` otherwise (a CPU model on local
     files): :func:`embed_overlapped` then measures the first batch (``background="measure"``).
     """
     if not str(getattr(embedder, "device", "cpu")).startswith("cpu"):
         return True
     if io_workers(provider, workers) > 1:
+        return True
+    if cpu_streams(embedder, streams) > 1:
         return True
     try:
         import torch
@@ -160,7 +166,8 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
     """
     if background not in (True, False, "measure"):
         raise ValueError(f"background={background!r}: allowed True, False or 'measure'")
-    feed = _Feed(requests, block or max(batch_size, 4 * int(fetch_kw.get("workers") or 4)), sensor,
+    per_flush = batch_size * cpu_streams(embedder, embed_kw.get("streams", "auto")) * 4  # a few batches per stream
+    feed = _Feed(requests, block or max(per_flush, 4 * int(fetch_kw.get("workers") or 4)), sensor,
                  provider, fetch_kw, partial_below, depth)
     if background is True:
         feed.to_background()
@@ -199,7 +206,7 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
                 continue
             for req in part:
                 pending.append(req)
-                if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == batch_size:
+                if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == per_flush:
                     flush()
         if load_error is not None:
             return comps, {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",

@@ -25,6 +25,7 @@ from eoembed.progress import Progress
 from eoembed.providers.base import Provider
 from eoembed.retry import call_with_retries
 from eoembed.specs import OutputSpec, SensorSpec, stable_key
+from eoembed.streams import cpu_streams, torch_thread_count, torch_threads
 
 if TYPE_CHECKING:  # annotations only: fetch and composite do not run model code
     from eoembed.models.base import Embedder
@@ -223,7 +224,8 @@ def sha256_array(arr: np.ndarray) -> str:
 def embed_items(embedder: Embedder, composites: dict[str, Result], requests: list[Request], *,
                 pooling: str = "mean", grid: bool = False, cell_m: float | None = None,
                 batch_size: int = 16, extra: dict[str, dict[str, Result]] | None = None,
-                progress: Progress | None = None, precision: str = "fp32") -> dict[str, Result]:
+                progress: Progress | None = None, precision: str = "fp32",
+                streams: int | str = "auto") -> dict[str, Result]:
     """Embed composites in batches (pooled, and grid when asked and supported).
 
     The model must already be loaded. A batch that raises is retried item by item so one
@@ -235,6 +237,8 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
             grid). An item whose extra input failed fails with that input's error.
         precision: ``"fp32"`` (default), or ``"bf16"`` / ``"fp16"``: forward passes under
             ``torch.autocast`` with that dtype (faster on GPUs; slightly different embeddings).
+        streams: Batches embedded at once on CPU (:func:`eoembed.streams.cpu_streams`; ``"auto"``:
+            one per torch thread for models that allow it). Same batches, same embeddings.
     """
     out: dict[str, Result] = {}
     todo: list[tuple[Request, Composite | dict[str, Composite], dict]] = []
@@ -290,8 +294,8 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
 
     if progress is not None and len(todo) < len(requests):  # failed before embedding
         progress.update(len(requests) - len(todo), failed=len(requests) - len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
+
+    def one_batch(batch: list[tuple[Request, Composite, dict]]) -> None:
         try:
             with _inference_mode(), _autocast(precision, embedder):
                 run(batch)
@@ -300,7 +304,7 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
                 req, _, rec = batch[0]
                 log.warning("embed %s failed: %s", req.roi_id, exc)
                 out[req.roi_id] = ({}, {**rec, **failed("embed", exc)})
-                continue
+                return
             log.warning("embed batch of %d failed (%s); retrying item by item", len(batch), exc)
             for item in batch:
                 try:
@@ -308,10 +312,28 @@ def embed_items(embedder: Embedder, composites: dict[str, Result], requests: lis
                         run([item])
                 except Exception as exc1:  # noqa: BLE001
                     out[item[0].roi_id] = ({}, {**item[2], **failed("embed", exc1)})
+
+    def done(start: int, batch: list) -> None:
         log.info("embed %s: %d/%d items", embedder.card.id, min(start + batch_size, len(todo)), len(todo))
         if progress is not None:
             progress.update(len(batch), failed=sum(r.roi_id not in out or out[r.roi_id][1]["status"] == "failed"
                                                    for r, _, _ in batch))
+
+    starts = list(range(0, len(todo), batch_size))
+    n_streams = min(cpu_streams(embedder, streams), len(starts))
+    if n_streams > 1:  # batches side by side, torch's threads shared out (eoembed.streams)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with torch_threads(torch_thread_count() // n_streams), \
+                ThreadPoolExecutor(n_streams, thread_name_prefix="eoembed-stream") as pool:
+            futures = [pool.submit(one_batch, todo[s:s + batch_size]) for s in starts]
+            for s, fut in zip(starts, futures):
+                fut.result()
+                done(s, todo[s:s + batch_size])
+    else:
+        for s in starts:
+            one_batch(todo[s:s + batch_size])
+            done(s, todo[s:s + batch_size])
     return {req.roi_id: out[req.roi_id] for req in requests}
 
 

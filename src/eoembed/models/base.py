@@ -7,6 +7,7 @@ Options come from config and are validated against ``Embedder.default_options``.
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -195,6 +196,10 @@ class Embedder(ABC):
     #: Allowed values of ``options.tokens`` for models offering a choice of output tokens
     #: (checked at construction; empty = the model has no such option).
     token_choices: ClassVar[tuple[str, ...]] = ()
+    #: :meth:`forward` may run in several threads at once (it changes no state of the embedder):
+    #: CPU batches then run side by side (:mod:`eoembed.streams`). Set by models whose test shows
+    #: the embeddings bitwise equal to one batch at a time.
+    concurrent_forward: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu",
                  weights_dir: str | None = None, allow_download: bool = False,
@@ -230,11 +235,27 @@ class Embedder(ABC):
         self.weights_pins = dict(weights_pins or {})
         self.weights_sha256: dict[str, str] = {}
         self.input_prep = input_prep if isinstance(input_prep, InputPrep) else InputPrep(**(input_prep or {}))
-        #: After :meth:`embed_outputs`: per item, the token grid (GridSpec) and cell size in tokens
-        #: of its grid output, so exports georeference every cell by its true footprint.
-        self.grid_info: list[tuple[Any, int] | None] = []
-        self.prep_used: list[str] = []
+        self._calls = threading.local()  # what the last embed_outputs of this thread left
         self._loaded = False
+
+    @property
+    def grid_info(self) -> list[tuple[Any, int] | None]:
+        """After :meth:`embed_outputs` (in the calling thread): per item, the token grid (GridSpec)
+        and cell size in tokens of its grid output, so exports georeference every cell."""
+        return getattr(self._calls, "grid_info", [])
+
+    @grid_info.setter
+    def grid_info(self, value: list) -> None:
+        self._calls.grid_info = value
+
+    @property
+    def prep_used(self) -> list[str]:
+        """After :meth:`embed_outputs` (in the calling thread): per item, how it reached the input size."""
+        return getattr(self._calls, "prep_used", [])
+
+    @prep_used.setter
+    def prep_used(self, value: list) -> None:
+        self._calls.prep_used = value
 
     def load(self) -> None:
         """Load weights (idempotent). Weight-free models do nothing."""

@@ -73,6 +73,7 @@ class Galileo(Embedder):
     cards: ClassVar[dict[str, ModelCard]] = {v: _card(v) for v in VARIANTS}
     card: ClassVar[ModelCard] = cards["nano"]
     default_options: ClassVar[dict[str, Any]] = {"patch_size": 8, "batch_size": 8, "missing": "mask"}
+    concurrent_forward: ClassVar[bool] = True  # forward keeps no state (tests/test_streams.py)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

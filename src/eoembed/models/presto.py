@@ -67,6 +67,8 @@ class PrestoEmbedder(Embedder):
         out.flat[np.sort(pick)] = True
         return out
 
+    concurrent_forward: ClassVar[bool] = True  # forward keeps no state (tests/test_streams.py)
+
     def forward(self, batch):
         from eoembed.models.presto_net import encode, layout_inputs
         from eoembed.prep import TokenGrid
