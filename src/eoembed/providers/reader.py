@@ -13,7 +13,7 @@ calls* as odc-loader's rasterio reader, so pixels are identical:
   with its declared ``nodata`` (NaN for floats, 0 for integers when none), scenes of one solar
   day fused first-valid-wins in (time, id) order.
 
-What it adds: datasets are opened once per thread and kept (an LRU of ``max_open``) across
+What it adds: datasets are opened once per thread and kept (an LRU, see :meth:`_open`) across
 the ROIs of a job; a multi-band asset (``eoembed:band_index`` on the asset, see
 :func:`eoembed.catalog.build_catalog` with ``split=False``) is one file read for all its bands
 (one window read of every needed band); GDAL options (e.g. cloud-read settings) are applied
@@ -34,7 +34,10 @@ import numpy as np
 from eoembed.grid import GridSpec
 from eoembed.providers.readplan import GridPlan, Src, pick_overview
 
-__all__ = ["BAND_INDEX", "CONSTANT", "Loaded", "SceneReader", "band_index"]
+__all__ = ["BAND_INDEX", "CONSTANT", "FIRST_OPEN", "Loaded", "SceneReader", "band_index"]
+
+#: Datasets a reading thread keeps open at first (see ``max_open`` of :class:`SceneReader`).
+FIRST_OPEN = 16
 
 #: Asset field naming the 1-based band of a multi-band file that holds the asset's band.
 BAND_INDEX = "eoembed:band_index"
@@ -82,7 +85,11 @@ class SceneReader:
     """Reads scenes onto grids, reusing open datasets.
 
     Args:
-        max_open: Datasets kept open per thread (least recently used closed first).
+        max_open: Datasets kept open per thread at most (least recently used closed first). A
+            thread starts by keeping :data:`FIRST_OPEN` and doubles that each time it reopens a
+            file it had closed: every open dataset makes GDAL's next open and close slower
+            (1,024 chips read once each: 0.59 ms per file with 16 kept open, 0.76 with 256),
+            so a catalogue of chips read once keeps few, a job that returns to its scenes many.
         gdal_env: GDAL options set (thread-locally, via ``rasterio.Env``) around every read.
         use_overviews: Read from an overview when the grid is >= 2x coarser (as odc-stac).
         prefetch_workers: Remote files of a ROI first opened at once (:meth:`_prefetch`); a
@@ -112,11 +119,16 @@ class SceneReader:
         cache: OrderedDict = getattr(self._local, "cache", None)
         if cache is None:
             cache = self._local.cache = OrderedDict()
+            self._local.closed = OrderedDict()  # keys closed for room, most recent last
+            self._local.limit = min(FIRST_OPEN, self.max_open)
         key = (href, overview)
         src = cache.get(key)
         if src is not None and not src.ds.closed:
             cache.move_to_end(key)
             return src
+        closed = self._local.closed
+        if closed.pop(key, None) is not None:  # closed too early: keep more open
+            self._local.limit = min(2 * self._local.limit, self.max_open)
         kw = {} if overview is None else {"overview_level": overview}
         opener = rasterio.open
         if not _remote(href) and rasterio.env.local._env:
@@ -126,8 +138,12 @@ class SceneReader:
             opener = getattr(rasterio.open, "__wrapped__", rasterio.open)
         with self._first_open(href):
             src = cache[key] = Src(opener(href, "r", sharing=False, **kw))
-        while len(cache) > self.max_open:
-            cache.popitem(last=False)[1].ds.close()
+        while len(cache) > self._local.limit:
+            old, gone = cache.popitem(last=False)
+            gone.ds.close()
+            closed[old] = True
+            if len(closed) > self.max_open:
+                closed.popitem(last=False)
         return src
 
     @contextlib.contextmanager
