@@ -86,14 +86,18 @@ class _Feed:
     until :meth:`to_background`, then by a producer thread."""
 
     def __init__(self, requests: list[Request], block: int, sensor, provider, fetch_kw: dict[str, Any],
-                 partial_below: float, depth: int) -> None:
-        self.requests, self.block, self.sensor, self.provider = requests, block, sensor, provider
+                 partial_below: float, depth: int, first: int | None = None,
+                 composite_ahead: bool = False) -> None:
+        self.requests, self.sensor, self.provider = requests, sensor, provider
+        self.composite_ahead = composite_ahead  # the producer always composites (the model's cores are busy)
         self.fetch_kw, self.partial_below = fetch_kw, partial_below
         self.handoff: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.background = False
         self.producer: threading.Thread | None = None
-        self.starts = list(range(0, len(requests), block))  # blocks not yet fetched inline
+        first = min(first or block, block)  # a smaller first block: the model starts sooner
+        self.starts = [(0, first)] + [(s, s + block) for s in range(first, len(requests), block)]
+        self.starts = [(a, b) for a, b in self.starts if a < len(requests)]  # blocks not yet fetched
         self.fetched = False
 
     def _fetch(self, part: list[Request]) -> dict[str, Result]:
@@ -106,7 +110,7 @@ class _Feed:
         if not self.fetched:
             self._spawn(self.starts)
 
-    def _spawn(self, starts: list[int]) -> None:
+    def _spawn(self, starts: list[tuple[int, int]]) -> None:
         if self.producer is None and starts:
             self.producer = threading.Thread(target=self._produce, args=(list(starts),), name="eoembed-fetch",
                                              daemon=True)
@@ -114,9 +118,9 @@ class _Feed:
 
     def __iter__(self):
         while self.starts and not self.background:
-            s = self.starts.pop(0)
+            a, b = self.starts.pop(0)
             self.fetched = True
-            part = self.requests[s:s + self.block]
+            part = self.requests[a:b]
             yield part, self._fetch(part), False
         if not self.starts:
             return
@@ -126,14 +130,14 @@ class _Feed:
                 raise got
             yield got
 
-    def _produce(self, starts: list[int]) -> None:
+    def _produce(self, starts: list[tuple[int, int]]) -> None:
         try:
-            for s in starts:
+            for a, b in starts:
                 if self.stop.is_set():
                     return
-                part = self.requests[s:s + self.block]
+                part = self.requests[a:b]
                 fetched = self._fetch(part)
-                if self.handoff.qsize() > 0:  # the model is behind: composite here
+                if self.composite_ahead or self.handoff.qsize() > 0:  # the model is behind: composite here
                     comps = composite_items(fetched, part, self.sensor, partial_below=self.partial_below)
                     self.handoff.put((part, comps, True))
                 else:  # the model waits for input: it composites this block itself
@@ -166,9 +170,13 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
     """
     if background not in (True, False, "measure"):
         raise ValueError(f"background={background!r}: allowed True, False or 'measure'")
-    per_flush = batch_size * cpu_streams(embedder, embed_kw.get("streams", "auto")) * 4  # a few batches per stream
+    streams = cpu_streams(embedder, embed_kw.get("streams", "auto"))
+    per_flush = batch_size * streams * (4 if streams > 1 else 1)  # with streams: a few batches each
+    # with streams, the producer composites every block (no stream waits while this thread does)
+    # and the first block is one batch per stream (the streams start sooner)
     feed = _Feed(requests, block or max(per_flush, 4 * int(fetch_kw.get("workers") or 4)), sensor,
-                 provider, fetch_kw, partial_below, depth)
+                 provider, fetch_kw, partial_below, depth, first=batch_size * streams if streams > 1 else None,
+                 composite_ahead=streams > 1)
     if background is True:
         feed.to_background()
     measure = background == "measure"
@@ -177,12 +185,20 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
     results: dict[str, Result] = {}
     pending: list[Request] = []
 
-    def flush() -> None:
+    def flush(whole_batches: bool = False) -> None:
+        """Embed the pending requests (``whole_batches``: only up to the last whole batch of
+        non-failed ones, so batches stay those of the whole list)."""
         nonlocal measure
-        if not pending:
+        cut = len(pending)
+        if whole_batches:
+            ok = [i for i, r in enumerate(pending) if comps[r.roi_id][1]["status"] != "failed"]
+            whole = len(ok) // batch_size * batch_size
+            cut = ok[whole - 1] + 1 if whole else 0
+        now = pending[:cut]
+        if not now:
             return
         cpu, wall = time.process_time(), time.perf_counter()
-        results.update(embed_items(embedder, comps, pending, batch_size=batch_size, **embed_kw))
+        results.update(embed_items(embedder, comps, now, batch_size=batch_size, **embed_kw))
         if measure:  # once: did the forward pass leave cores idle?
             measure = False
             cpu, wall, cores = time.process_time() - cpu, time.perf_counter() - wall, usable_cores()
@@ -191,14 +207,15 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
             log.info("embed %s used %.2f of %d cores: fetching %s", embedder.card.id, cpu / max(wall, 1e-9),
                      cores, "in a background thread" if feed.background else "between batches")
         if progress is not None:
-            progress.update(len(pending), failed=sum(results[r.roi_id][1]["status"] == "failed" for r in pending))
-        pending.clear()
+            progress.update(len(now), failed=sum(results[r.roi_id][1]["status"] == "failed" for r in now))
+        del pending[:cut]
 
     try:
         try:
             embedder.load()
         except EoembedError as exc:
             load_error = exc
+        first = True
         for part, handed, composited in feed:
             comps.update(handed if composited else
                          composite_items(handed, part, sensor, partial_below=partial_below))
@@ -208,6 +225,9 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
                 pending.append(req)
                 if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == per_flush:
                     flush()
+            if first and streams > 1:  # the (smaller) first block: start the streams on it
+                flush(whole_batches=True)
+            first = False
         if load_error is not None:
             return comps, {r.roi_id: ({}, {**comps[r.roi_id][1], "status": "failed", "stage": "embed",
                                            "error": f"{type(load_error).__name__}: {load_error}"})
