@@ -39,9 +39,9 @@ GALILEO = {"weights_paths": {n: str(WEIGHTS / n) for n in ("encoder.pt", "normal
 
 
 def _sensor(model: str):
-    from eoembed.api import default_sensor
-
     import dataclasses
+
+    from eoembed.api import default_sensor
 
     return dataclasses.replace(default_sensor(model, frames=1), cloudy_pct=100)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,8 @@ def files(tmp_path_factory) -> list[str]:
     for i in range(3 * FIRST_OPEN):
         path = out / f"f{i:02d}.tif"
         with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint16",
-                           crs="EPSG:32631", transform=Affine(10, 0, 500000 + 80 * i, 0, -10, 5800000)) as dst:
+                           crs="EPSG:32631",
+                           transform=Affine(10, 0, 500000 + 80 * i, 0, -10, 5800000)) as dst:
             dst.write(np.full((1, 8, 8), i, np.uint16))
         paths.append(str(path))
     return paths
@@ -34,7 +34,8 @@ def test_files_read_once_keep_few_datasets_open(files):
     reader = SceneReader(max_open=256)
     with reader.session():
         srcs = _open_all(reader, files)
-        assert [int(s.ds.read(1)[0, 0]) for s in srcs[-FIRST_OPEN:]] == list(range(2 * FIRST_OPEN, 3 * FIRST_OPEN))
+        last = srcs[-FIRST_OPEN:]
+        assert [int(s.ds.read(1)[0, 0]) for s in last] == list(range(2 * FIRST_OPEN, 3 * FIRST_OPEN))
         open_now = [s for s in srcs if not s.ds.closed]
         assert len(open_now) == FIRST_OPEN == len(reader._local.cache)
         assert open_now == srcs[-FIRST_OPEN:]  # the most recent ones

@@ -6,13 +6,13 @@ import threading
 
 import numpy as np
 import pytest
+from test_precision import SHARED, WEIGHT_FILES, _setup
 
 from eoembed.api import get_embeddings_batch
 from eoembed.errors import ConfigError
 from eoembed.models.registry import create
 from eoembed.specs import OutputSpec
 from eoembed.streams import MAX_STREAMS, cpu_streams
-from test_precision import SHARED, WEIGHT_FILES, _setup
 
 torch = pytest.importorskip("torch")
 

@@ -175,8 +175,8 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
     # with streams, the producer composites every block (no stream waits while this thread does)
     # and the first block is one batch per stream (the streams start sooner)
     feed = _Feed(requests, block or max(per_flush, 4 * int(fetch_kw.get("workers") or 4)), sensor,
-                 provider, fetch_kw, partial_below, depth, first=batch_size * streams if streams > 1 else None,
-                 composite_ahead=streams > 1)
+                 provider, fetch_kw, partial_below, depth,
+                 first=batch_size * streams if streams > 1 else None, composite_ahead=streams > 1)
     if background is True:
         feed.to_background()
     measure = background == "measure"
