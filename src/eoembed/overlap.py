@@ -12,7 +12,11 @@ already keeps every core busy, since a fetch thread then only takes cores from i
 when the forward pass left cores idle (:func:`saturates`): measured on 2 cores,
 ``galileo_nano`` keeps both busy (1.97 cores; 1,024 local chips: 110.7 items/s inline vs 93.3
 with the thread), MOSAIKS 1.46 and ``spectral`` 1.0 (demo ROIs: MOSAIKS 22.5 ROIs/s with the
-thread vs 16-17.5 inline).
+thread vs 16-17.5 inline). With CPU streams (:mod:`eoembed.streams`: a few single-threaded
+batches at once) the fetch always runs in the thread, which then also composites every block,
+and the first block is one batch per stream so the streams start early (``galileo_nano``, the
+1,024 chips: 113-117 items/s with 2 streams vs 98-109 with one batch at a time,
+``benchmarks/fetch_engine.py``).
 
 Compositing is a pure function of the fetched stacks, so where it runs changes no result.
 Embedding batches are formed exactly as :func:`eoembed.pipeline.embed_items` forms them over

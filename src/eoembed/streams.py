@@ -2,11 +2,13 @@
 
 On a CPU, torch splits every operator of one forward pass across its intra-op threads; between
 operators (the Python of the model, small operators) the threads wait for each other, so a
-small model uses its cores less well than the same batches run side by side, one thread each.
-Measured on 2 cores, ``galileo_nano`` (64 x 64 px, batch 32), inputs in memory: one batch at a
-time on 2 threads 130-147 items/s, two batches at once on 1 thread each 138-161 items/s
-(``benchmarks/fetch_engine.py`` prints both). A single-threaded stream also leaves no thread
-spinning at a barrier, so a fetch thread beside it shares the cores instead of stalling them.
+small model can use its cores less well than the same batches run side by side, one thread
+each. Measured on 2 cores, ``galileo_nano`` (64 x 64 px, batch 32), ``embed_items`` on 1,024
+composites in memory, alternating in one process: 124-133 items/s one batch at a time on 2
+threads, 148-152 with two batches at once on 1 thread each (the bare forward alone varies more
+between runs: ``benchmarks/fetch_engine.py`` prints both ways). A single-threaded stream also
+leaves no thread spinning at a barrier, so a fetch thread beside it shares the cores instead
+of stalling them.
 
 Streams are used only for models that declare their :meth:`~eoembed.models.base.Embedder.forward`
 safe to call from several threads at once (``concurrent_forward``; a test shows the embeddings
