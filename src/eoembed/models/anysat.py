@@ -19,6 +19,7 @@ from eoembed.errors import ModelError
 from eoembed.models.base import ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.nets import anysat as net
+from eoembed.models.transfer import to_device
 from eoembed.models.zoo import ZooEmbedder
 
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -72,9 +73,7 @@ class AnySat(ZooEmbedder):
         return net.load(self.config, state_dict)
 
     def model_input(self, batch: Any) -> Any:
-        import torch
-
-        return {"s2": self.tensor(batch.x["s2"]), "s2_dates": torch.as_tensor(batch.doy, device=self.device)}
+        return {"s2": self.tensor(batch.x["s2"]), "s2_dates": to_device(batch.doy, self.device)}
 
     def run(self, net_: Any, inp: Any, batch: Any) -> Any:
         return net_.forward_tokens(inp, patch_size=self.options["patch_size"], output="patch")["grid"]

@@ -28,8 +28,9 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
 from eoembed.models.published import load_published
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.transfer import to_device
 
 #: open_clip.constants.OPENAI_DATASET_MEAN / _STD
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -104,7 +105,7 @@ class CLIP(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             emb = self.net.encode_image(x).float().cpu().numpy()
         return TokenGrid(emb[:, :, None, None], np.ones((emb.shape[0], 1, 1), np.float32))

@@ -33,6 +33,7 @@ from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
 from eoembed.models.published import load_published
 from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD
+from eoembed.models.transfer import to_device
 
 URL = ("https://huggingface.co/torchgeo/copernicus-fm/resolve/f395812cc990ba25a451dbb9c9e6d95c8482947e/"
        "CopernicusFM_ViT_base_varlang-085350e4.pth")
@@ -128,8 +129,8 @@ class CopernicusFM(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
-        meta = torch.from_numpy(self.metadata(batch)).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
+        meta = to_device(self.metadata(batch), self.device)
         wl, bw = self.spectra_nm(batch)
         captured = {}
         hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.update(t=out))

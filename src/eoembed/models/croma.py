@@ -42,6 +42,7 @@ from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
 from eoembed.models.published import check_keys
 from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD
+from eoembed.models.transfer import to_device
 
 URLS = {"base": "https://hf.co/torchgeo/croma/resolve/387883f08af79d777167519c57cd826eda89a16f/"
                 "CROMA_base-0238d814.pt",
@@ -157,7 +158,7 @@ class CROMA(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        sar, optical = (torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in self.network_input(batch))
+        sar, optical = (to_device(a, self.device) for a in self.network_input(batch))
         with torch.inference_mode():
             t = self.net(x_sar=sar, x_optical=optical)["joint_encodings"]  # (B, 225, D), row-major patches
         side = SIZE // PATCH

@@ -20,8 +20,9 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
 from eoembed.models.published import load_published
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.transfer import to_device
 
 #: timm's IMAGENET_DEFAULT_MEAN / _STD (the data config of the .lvd142m weights).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,7 +79,7 @@ class DINOv2(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
         return TokenGrid.from_vit(None, tokens, "patch")

@@ -22,8 +22,9 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
 from eoembed.models.published import load_published
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.transfer import to_device
 
 ARCH, TAG = "vit_large_patch16_dinov3", "sat493m"
 #: timm's pretrained config of ``vit_large_patch16_dinov3.sat493m`` (the SAT-493M normalisation).
@@ -88,7 +89,7 @@ class DINOv3Sat(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]
         b, n, d = tokens.shape

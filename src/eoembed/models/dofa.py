@@ -31,6 +31,7 @@ from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.published import load_published
 from eoembed.models.ssl4eo import L2A_BANDS
+from eoembed.models.transfer import to_device
 
 HF = "https://hf.co/torchgeo/dofa/resolve/b8db318b64a90b9e085ec04ba8851233c5893666"
 SIZES = {"base": ("dofa_base_patch16_224", 768, f"{HF}/dofa_base_patch16_224-a0275954.pth"),
@@ -107,7 +108,7 @@ class DOFA(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         wl = self.wavelengths_um(batch)
         captured = {}
         hook = self.net.blocks[-1].register_forward_hook(lambda _m, _i, out: captured.update(t=out))

@@ -21,8 +21,9 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
 from eoembed.models.published import load_published
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.transfer import to_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -77,7 +78,7 @@ class EarthLoc(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             desc = self.net(x).float().cpu().numpy()
         return TokenGrid(desc[:, :, None, None], np.ones((desc.shape[0], 1, 1), np.float32))

@@ -22,6 +22,7 @@ import numpy as np
 from eoembed.errors import ModelError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, Derived, InputSpec, SpacePolicy, TimePolicy, mean_std
+from eoembed.models.transfer import to_device
 
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 #: normalization.json["13"] means/stds of B2..B12 (github.com/nasaharvest/galileo config/normalization.json,
@@ -99,8 +100,15 @@ class Galileo(Embedder):
     def forward(self, batch):
         import torch
 
-        from eoembed.models.galileo_net import SPACE_BANDS, SPACE_GROUPS, SPACE_TIME_GROUPS, STATIC_BANDS
-        from eoembed.models.galileo_net import STATIC_GROUPS, TIME_BANDS, TIME_GROUPS
+        from eoembed.models.galileo_net import (
+            SPACE_BANDS,
+            SPACE_GROUPS,
+            SPACE_TIME_GROUPS,
+            STATIC_BANDS,
+            STATIC_GROUPS,
+            TIME_BANDS,
+            TIME_GROUPS,
+        )
         from eoembed.models.galileo_patch import coarsen_masks
         from eoembed.prep import TokenGrid
 
@@ -120,8 +128,8 @@ class Galileo(Embedder):
              "st_m": np.ones((b, len(STATIC_GROUPS)), np.float32)}
         p = self.options["patch_size"]
         with torch.inference_mode():
-            tb = {k: torch.as_tensor(v, device=dev) for k, v in f.items()}
+            tb = {k: to_device(v, dev) for k, v in f.items()}
             tb["s_t_m"], tb["sp_m"] = (coarsen_masks(tb[k], p) for k in ("s_t_m", "sp_m"))
-            months = torch.as_tensor(batch.months, device=dev)
+            months = to_device(batch.months, dev)
             mean, count = self.net.token_sums(**tb, months=months, patch_size=p, input_resolution_m=batch.gsd_m)
         return TokenGrid(mean.permute(0, 3, 1, 2).float().cpu().numpy(), count.float().cpu().numpy())

@@ -22,8 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eoembed.models.galileo_patch import FlexiPatchProjection, TransformerBlock, coarsen_masks
-from eoembed.models.galileo_patch import month_table, sincos_1d, sincos_2d
+from eoembed.models.galileo_patch import (
+    FlexiPatchProjection,
+    TransformerBlock,
+    coarsen_masks,
+    month_table,
+    sincos_1d,
+    sincos_2d,
+)
 
 SPACE_TIME_BANDS = ["VV", "VH", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12", "NDVI"]
 SPACE_TIME_GROUPS = {"S1": [0, 1], "S2_RGB": [2, 3, 4], "S2_Red_Edge": [5, 6, 7], "S2_NIR_10m": [8],

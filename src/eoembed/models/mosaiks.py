@@ -35,6 +35,7 @@ from eoembed.collections import S2_BANDS, STACK_SCALE
 from eoembed.errors import ConfigError
 from eoembed.models.base import Embedder, ModelCard
 from eoembed.models.inputs import BandNorm, InputSpec, TimePolicy
+from eoembed.models.transfer import to_device
 
 __all__ = ["BAND_MEAN", "BAND_STD", "MosaiksEmbedder", "random_filters"]
 
@@ -196,5 +197,5 @@ class MosaiksEmbedder(Embedder):
         out = []
         with torch.inference_mode():
             for s in range(0, b, per):
-                out.append(self._responses(torch.from_numpy(x[s:s + per]).to(self.device)).cpu().numpy())
+                out.append(self._responses(to_device(x[s:s + per], self.device)).cpu().numpy())
         return TokenGrid(np.concatenate(out), (~missing).astype(np.float32))

@@ -277,8 +277,8 @@ def _publish(tensors: dict[str, np.ndarray], spec: FilterBankSpec, path: Path) -
     """Write the bank next to ``path`` and link it into place; False when another job won."""
     from safetensors.numpy import save_file
 
-    from eoembed.chunkio import publish_once, write_text_atomic
     from eoembed.checksums import file_sha256
+    from eoembed.chunkio import publish_once, write_text_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.build-", suffix=".part", dir=path.parent)
@@ -328,9 +328,9 @@ def load_filter_bank(spec: FilterBankSpec, cache_dir: str | os.PathLike | None =
         WeightsError: The cached file does not match its sidecar or the pin, is corrupt, or was
             built for another spec.
     """
+    from eoembed.checksums import file_sha256, verify_sha256
     from eoembed.models.base import WeightsFile
     from eoembed.weights import cache_path, load_state_dict
-    from eoembed.checksums import file_sha256, verify_sha256
 
     path = cache_path(_MODEL_ID, WeightsFile(spec.file_name(), "", "", ""), cache_dir)
     if not path.is_file():

@@ -37,6 +37,7 @@ import numpy as np
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
+from eoembed.models.transfer import to_device
 
 #: Modality.SENTINEL2_L2A.band_order of olmoearth_pretrain_minimal 0.1.5 (three v1 band groups)
 BANDS = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12", "B01", "B09")
@@ -196,7 +197,6 @@ class OlmoEarth(Embedder):
     def sample(self, batch):
         """The library's ``MaskedOlmoEarthSample``: S2 ``(B, H, W, T, 12)``, its mask ``(B, H, W, T, 3)``
         (MISSING on every pixel of an all-gap patch) and the timestamps."""
-        import torch
         from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.constants import Modality
         from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import (
             MaskedOlmoEarthSample,
@@ -209,9 +209,9 @@ class OlmoEarth(Embedder):
         mask = np.where(gone.transpose(0, 2, 3, 1)[..., None], MaskValue.MISSING.value,
                         MaskValue.ONLINE_ENCODER.value).repeat(groups, axis=-1)
         dev = self.device
-        return MaskedOlmoEarthSample(timestamps=torch.from_numpy(timestamps(batch)).to(dev),
-                                     sentinel2_l2a=torch.from_numpy(x).to(dev),
-                                     sentinel2_l2a_mask=torch.from_numpy(mask).to(dev))
+        return MaskedOlmoEarthSample(timestamps=to_device(timestamps(batch), dev),
+                                     sentinel2_l2a=to_device(x, dev),
+                                     sentinel2_l2a_mask=to_device(mask, dev))
 
     def forward(self, batch):
         import torch

@@ -32,6 +32,7 @@ from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy, mean_std
 from eoembed.models.published import check_keys
 from eoembed.models.ssl4eo import L1C_BANDS, L2A_BANDS, S2_MEAN, S2_STD
+from eoembed.models.transfer import to_device
 
 URL = "https://hf.co/lewaldm/panopticon/resolve/c8c2bb9555819e8b2bcedf5b3b00e3bf531554e7/panopticon_vitb14_teacher.pth"
 PATCH_PX = 14
@@ -129,7 +130,7 @@ class Panopticon(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         ids = torch.tensor(self.channel_ids(batch), dtype=torch.float32, device=self.device)
         x_dict = {"imgs": x, "chn_ids": ids.expand(x.shape[0], -1).clone()}  # ChnEmb edits the ids in place
         with torch.inference_mode():

@@ -33,6 +33,7 @@ from eoembed.collections import HLS_BANDS
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
+from eoembed.models.transfer import to_device
 
 #: terratorch.models.backbones.prithvi_vit.PRITHVI_V2_MEAN / _STD (reflectance x 10000)
 MEAN = (1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0)
@@ -158,10 +159,10 @@ class Prithvi(Embedder):
         temporal, location = self.coords(batch)
         kwargs = {}
         if temporal is not None:
-            kwargs = {"temporal_coords": torch.from_numpy(temporal).to(self.device),
-                      "location_coords": torch.from_numpy(location).to(self.device)}
+            kwargs = {"temporal_coords": to_device(temporal, self.device),
+                      "location_coords": to_device(location, self.device)}
         with torch.inference_mode():
-            out = self.net.forward_features(torch.from_numpy(np.ascontiguousarray(x)).to(self.device), **kwargs)[-1]
+            out = self.net.forward_features(to_device(x, self.device), **kwargs)[-1]
         p = VARIANTS[self.card.variant][2]
         tokens = out[:, 1:].reshape(b, t, h // p, w // p, -1).mean(dim=1)  # mean over frames
         f = tokens.permute(0, 3, 1, 2).float().cpu().numpy()

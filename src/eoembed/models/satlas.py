@@ -24,6 +24,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
 from eoembed.models.published import load_published
+from eoembed.models.transfer import to_device
 
 HF = "https://hf.co/torchgeo/satlas/resolve/081d6607431bf36bdb59c223777cbb267131b8f2"
 RGB = ("B04", "B03", "B02")
@@ -99,7 +100,7 @@ class Satlas(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             tokens = self.net.norm(self.net.features(x))  # (B, h, w, C), channels last
         f = tokens.permute(0, 3, 1, 2).float().cpu().numpy()

@@ -22,8 +22,9 @@ import numpy as np
 
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import InputSpec, SpacePolicy, TimePolicy
-from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
 from eoembed.models.published import load_published
+from eoembed.models.rgb import RGB_BANDS, STRETCH_NOTE, rgb_norm
+from eoembed.models.transfer import to_device
 
 #: torchgeo.models.scale_mae._mean / _std (applied after / 255)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -82,7 +83,7 @@ class ScaleMAE(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         self.net.res = float(batch.gsd_m)
         with torch.inference_mode():
             tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]

@@ -41,6 +41,7 @@ import numpy as np
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, Derived, InputSpec, SpacePolicy, TimePolicy, mean_std
 from eoembed.models.published import check_keys, load_published  # noqa: F401 (check_keys: tests import it here)
+from eoembed.models.transfer import to_device
 
 #: TorchGeo ``_sentinel2_toa_bands``, in eoembed's band names.
 L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -200,7 +201,7 @@ class SSL4EO(Embedder):
 
         from eoembed.prep import TokenGrid
 
-        x = torch.from_numpy(np.ascontiguousarray(self.network_input(batch))).to(self.device)
+        x = to_device(self.network_input(batch), self.device)
         with torch.inference_mode():
             feats = self.net.forward_features(x)
             if feats.ndim == 3:  # ViT: (B, 1 + N, D) -> patch tokens on their grid

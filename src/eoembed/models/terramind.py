@@ -30,6 +30,7 @@ import numpy as np
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder, ModelCard, WeightsFile
 from eoembed.models.inputs import BandNorm, InputSpec, SpacePolicy, TimePolicy
+from eoembed.models.transfer import to_device
 
 #: TerraTorch's TerraMind band names of the S2 L2A modality, in the pre-training order -> S2 bands
 TERRAMIND_BANDS = {"COASTAL_AEROSOL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": "B04", "RED_EDGE_1": "B05",
@@ -137,6 +138,6 @@ class TerraMind(Embedder):
         x = np.ascontiguousarray(self.network_input(batch))
         b, _, h, w = x.shape
         with torch.inference_mode():
-            out = self.net(torch.from_numpy(x).to(self.device))[-1]  # (B, N, D) after the final norm
+            out = self.net(to_device(x, self.device))[-1]  # (B, N, D) after the final norm
         f = out.reshape(b, h // PATCH, w // PATCH, -1).permute(0, 3, 1, 2).float().cpu().numpy()
         return TokenGrid(f, np.ones((b, h // PATCH, w // PATCH), np.float32))

@@ -15,6 +15,7 @@ import numpy as np
 
 from eoembed.errors import WeightsError
 from eoembed.models.base import Embedder
+from eoembed.models.transfer import to_device
 
 __all__ = ["RGB", "RGB_SATURATION", "ZooEmbedder", "load_checkpoint", "token_weight"]
 
@@ -120,4 +121,4 @@ class ZooEmbedder(Embedder):
     def tensor(self, x: np.ndarray) -> Any:
         import torch
 
-        return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=self.device)
+        return to_device(x, self.device, torch.float32)
