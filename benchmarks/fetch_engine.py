@@ -15,7 +15,10 @@ Sections (``--only`` picks some):
 * ``demo``: demo-like fetch, 6 dates x 13 assets, 64 x 64, generated imagery: ROIs/s (>= 20).
 
 Run on a quiet machine (other processes skew every figure):
-``nice python benchmarks/fetch_engine.py --items 1024 --io-items 288``.
+``nice python benchmarks/fetch_engine.py --items 1024 --io-items 288``. On a GPU (the model-bound
+ratio with a model big enough to matter; Galileo-base with seeded random weights, speed only):
+``python benchmarks/fetch_engine.py --only model --model galileo_base --device cuda`` (and
+``--precision bf16``).
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ def _sensor(model: str):
     return dataclasses.replace(default_sensor(model, frames=1), cloudy_pct=100)
 
 
-def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1) -> float:
+def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1, precision: str = "fp32") -> float:
     """Seconds of ``embedder.forward`` over ReadyBatches prepared beforehand (inputs in memory):
     one batch at a time on torch's threads, or ``streams`` batches at once on a share of them
     each (as :func:`eoembed.pipeline.embed_items` runs a model with ``concurrent_forward``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from eoembed.models.base import _wavelengths
+    from eoembed.pipeline import _autocast, _inference_mode
     from eoembed.prep import batches, pieces_for
     from eoembed.streams import torch_thread_count, torch_threads
 
@@ -65,16 +69,20 @@ def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1) -> fl
             pieces += pieces_for(i, {inputs[0].modality: comp}, inputs[0], embedder.input_prep)[0]
         ready += [b for _, b in batches(pieces, specs, embedder.forward_batch,
                                         _wavelengths(inputs, comps[s:s + batch_size]))]
+    def forward(batch):  # as embed_items runs it (both contexts are per thread)
+        with _inference_mode(), _autocast(precision, embedder):
+            return embedder.forward(batch)
+
     if streams == 1:  # in this thread, as embed_items runs one stream
-        embedder.forward(ready[0])  # warm-up
+        forward(ready[0])  # warm-up
         t0 = time.perf_counter()
         for batch in ready:
-            embedder.forward(batch)
+            forward(batch)
         return time.perf_counter() - t0
     with torch_threads(torch_thread_count() // streams), ThreadPoolExecutor(streams) as pool:
-        list(pool.map(embedder.forward, ready[:streams]))  # warm-up
+        list(pool.map(forward, ready[:streams]))  # warm-up
         t0 = time.perf_counter()
-        list(pool.map(embedder.forward, ready))
+        list(pool.map(forward, ready))
         return time.perf_counter() - t0
 
 
@@ -86,23 +94,42 @@ def composites_of(reqs, sensor, provider) -> list:
     return [Composite.from_arrays(a, r["meta"]) for a, r in res.values() if r["status"] != "failed"]
 
 
-def model_section(tmp: Path, n: int, batch: int, snake: bool) -> None:
-    import eoembed
+def build(model: str, device: str):
+    """The embedder: ``galileo_nano`` with its real weights; a larger Galileo with seeded random
+    weights in its architecture (a speed measurement only: the card pins the published file)."""
     from eoembed.models.registry import create
+
+    if model == "galileo_nano":
+        embedder = create(model, device=device, **GALILEO)
+        embedder.load()
+        return embedder, "real weights"
+    import torch
+
+    from eoembed.models.galileo_net import ARCH, GalileoEncoder
+
+    embedder = create(model, device=device)
+    torch.manual_seed(0)
+    embedder.net = GalileoEncoder(**ARCH[embedder.card.variant]).to(embedder.device).eval()
+    embedder._loaded = True
+    return embedder, "seeded random weights (speed only)"
+
+
+def model_section(tmp: Path, n: int, batch: int, snake: bool, model: str = "galileo_nano",
+                  device: str = "cpu", precision: str = "fp32") -> None:
+    import eoembed
     from eoembed.providers.local import LocalProvider
 
     chips = C.make_chips(tmp / "chips", n)
     cat = C.catalogue(chips, tmp / "multi" / "catalog.json", split=False)
     reqs = C.requests_for(chips)
-    sensor = _sensor("galileo_nano")
-    embedder = create("galileo_nano", **GALILEO)
-    embedder.load()
+    sensor = _sensor(model)
+    embedder, weights = build(model, device)
     comps = composites_of(reqs, sensor, LocalProvider(cat))
     from eoembed.streams import cpu_streams
 
     streams = cpu_streams(embedder)
-    one = bare_forward(embedder, comps, batch)
-    side = bare_forward(embedder, comps, batch, streams) if streams > 1 else one
+    one = bare_forward(embedder, comps, batch, precision=precision)
+    side = bare_forward(embedder, comps, batch, streams, precision) if streams > 1 else one
     bare = min(one, side)  # the reference: the faster way to run the bare forward
     import logging
 
@@ -115,9 +142,10 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool) -> None:
     logging.getLogger("eoembed.overlap").addHandler(Said())
     logging.getLogger("eoembed.overlap").setLevel(logging.INFO)
     provider = {"name": "local", "catalog": str(cat)}
-    eoembed.get_embeddings_batch(embedder, reqs[:batch], provider=provider, sensor=sensor, progress=False)
-    print(f"model  galileo_nano T=1, {n} chips 64x64x12, batch {batch}, torch threads "
-          f"{__import__('torch').get_num_threads()}")
+    eoembed.get_embeddings_batch(embedder, reqs[:batch], provider=provider, sensor=sensor, progress=False,
+                                 precision=precision)
+    print(f"model  {model} T=1 ({weights}) on {embedder.device}, {precision}, {n} chips 64x64x12, "
+          f"batch {batch}, torch threads {__import__('torch').get_num_threads()}")
     print(f"  bare forward (inputs in memory), one batch at a time: {n / one:7.1f} items/s ({one:.1f} s)")
     print(f"  bare forward, {streams} batches at once (streams):      {n / side:7.1f} items/s ({side:.1f} s)"
           f"  -> reference {n / bare:.1f} items/s")
@@ -125,12 +153,14 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool) -> None:
         Said.last = ""
         t0 = time.perf_counter()
         embs = eoembed.get_embeddings_batch(embedder, reqs, provider=provider, sensor=sensor,
-                                            batch_size=batch, progress=False, **kw)
+                                            batch_size=batch, progress=False, precision=precision, **kw)
         api = time.perf_counter() - t0
         ok = sum(e.meta["status"] == "ok" for e in embs)
         print(f"  {what:33s}{n / api:7.1f} items/s ({api:.1f} s, {ok} ok)  "
               f"ratio {bare / api:.3f} (target >= 0.9)" + (f"\n    ({Said.last})" if Said.last else ""))
-    if snake:
+    if snake and model != "galileo_nano":
+        print("  snakemake: run for galileo_nano only (the workflow loads published weights)")
+    elif snake:
         wall = snakemake_run(tmp / "snake", cat, reqs, sensor, batch)
         print(f"  snakemake --cores 2 end to end:  {n / wall:7.1f} items/s ({wall:.1f} s)  "
               f"ratio {bare / wall:.3f} (target >= 0.8)")
@@ -237,6 +267,10 @@ def main() -> None:
     ap.add_argument("--demo-rois", type=int, default=96)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--only", nargs="*", default=["model", "snakemake", "spectral", "demo"])
+    ap.add_argument("--model", default="galileo_nano", choices=["galileo_nano", "galileo_tiny", "galileo_base"],
+                    help="model of the model-bound section (tiny/base: seeded random weights, speed only)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (model section)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     args = ap.parse_args()
     print(f"host: {os.cpu_count()} cpu(s); load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="eoembed-bench-") as tmp:
@@ -245,7 +279,8 @@ def main() -> None:
             if not WEIGHTS.exists():
                 print(f"model: skipped, {WEIGHTS} missing")
             else:
-                model_section(tmp, args.items, args.batch, "snakemake" in args.only)
+                model_section(tmp, args.items, args.batch, "snakemake" in args.only, args.model, args.device,
+                              args.precision)
         if "spectral" in args.only:
             spectral_section(tmp, args.io_items)
         if "demo" in args.only:
