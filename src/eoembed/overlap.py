@@ -100,8 +100,9 @@ class _Feed:
         self.background = False
         self.producer: threading.Thread | None = None
         first = min(first or block, block)  # a smaller first block: the model starts sooner
-        self.starts = [(0, first)] + [(s, s + block) for s in range(first, len(requests), block)]
-        self.starts = [(a, b) for a, b in self.starts if a < len(requests)]  # blocks not yet fetched
+        # (start, stop) of the blocks not yet fetched
+        self.starts = [(s, s + (first if s == 0 else block)) for s in [0, *range(first, len(requests), block)]
+                       if s < len(requests)]
         self.fetched = False
 
     def _fetch(self, part: list[Request]) -> dict[str, Result]:
@@ -188,14 +189,18 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
     comps: dict[str, Result] = {}
     results: dict[str, Result] = {}
     pending: list[Request] = []
+    n_ok = 0  # non-failed requests in pending
+
+    def ok_of(reqs: list[Request]) -> list[int]:
+        return [i for i, r in enumerate(reqs) if comps[r.roi_id][1]["status"] != "failed"]
 
     def flush(whole_batches: bool = False) -> None:
         """Embed the pending requests (``whole_batches``: only up to the last whole batch of
         non-failed ones, so batches stay those of the whole list)."""
-        nonlocal measure
+        nonlocal measure, n_ok
         cut = len(pending)
         if whole_batches:
-            ok = [i for i, r in enumerate(pending) if comps[r.roi_id][1]["status"] != "failed"]
+            ok = ok_of(pending)
             whole = len(ok) // batch_size * batch_size
             cut = ok[whole - 1] + 1 if whole else 0
         now = pending[:cut]
@@ -213,6 +218,7 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
         if progress is not None:
             progress.update(len(now), failed=sum(results[r.roi_id][1]["status"] == "failed" for r in now))
         del pending[:cut]
+        n_ok = len(ok_of(pending))
 
     try:
         try:
@@ -227,7 +233,8 @@ def embed_overlapped(embedder: Embedder, requests: list[Request], sensor, provid
                 continue
             for req in part:
                 pending.append(req)
-                if sum(comps[r.roi_id][1]["status"] != "failed" for r in pending) == per_flush:
+                n_ok += comps[req.roi_id][1]["status"] != "failed"
+                if n_ok == per_flush:
                     flush()
             if first and streams > 1:  # the (smaller) first block: start the streams on it
                 flush(whole_batches=True)
