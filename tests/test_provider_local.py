@@ -153,6 +153,49 @@ def test_missing_or_unreadable_files_are_permanent_errors(index, tmp_path):
         LocalProvider(tmp_path / "missing.json").fetch(roi, YEAR, sensor, grid)
 
 
+def test_catalogue_items_are_built_only_when_a_search_returns_them(index, tmp_path):
+    """Reading the catalogue builds no pystac Item; a search builds the items it returns, the
+    same ones (ids, absolute hrefs) read_catalog builds. A malformed item elsewhere in the file
+    breaks nothing until a search returns it, then its own error names it; an unreadable
+    file or geometry is refused when the catalogue is read."""
+    from eoembed.providers.index import CatalogIndex, read_catalog
+
+    grid, roi = _aligned_grid(index)
+    sensor = SensorSpec(bands=("B04",))
+    nl, edge = copy.deepcopy(_features(index, "nl")), copy.deepcopy(_features(index, "edge"))
+    cat = _write(tmp_path / "lazy.json", nl + edge, index.parent)
+    doc = json.loads(cat.read_text())
+    doc["features"][len(nl)]["assets"] = "not a dict of assets"
+    cat.write_text(json.dumps(doc))
+    provider = LocalProvider(cat)
+    idx = provider.index
+    assert len(idx) == len(nl) + len(edge) and idx._items == [None] * len(idx)
+    found = provider.search(roi, YEAR, sensor)
+    assert found and len(found) < len(nl) + len(edge)
+    built = [i for i, it in enumerate(idx._items) if it is not None]
+    assert [idx._items[i].id for i in built] == [it.id for it in found]  # nothing else built
+    good = {it.id: it for it in read_catalog(_write(tmp_path / "nl.json", nl, index.parent))}
+    for it in found:
+        assert {k: a.href for k, a in it.assets.items()} == \
+            {k: a.href for k, a in good[it.id].assets.items()}
+    lazy, whole = provider.fetch(roi, YEAR, sensor, grid), LocalProvider(index).fetch(roi, YEAR, sensor, grid)
+    assert lazy.scenes == whole.scenes
+    np.testing.assert_array_equal(lazy.data, whole.data)
+
+    with pytest.raises(ProviderError, match=f"item {edge[0]['id']!r} of catalog .* not a readable STAC Item"):
+        provider.search(PointBuffer(5.999, 52.55, 100), YEAR, sensor)
+    with pytest.raises(ProviderError, match="not a readable STAC ItemCollection"):
+        read_catalog(cat)  # everything at once: the bad item is found at once
+    bad_geometry = copy.deepcopy(nl)
+    bad_geometry[1]["geometry"] = {"type": "Polygon", "coordinates": "oops"}
+    with pytest.raises(ProviderError, match="lazy2.json.*not a readable"):
+        LocalProvider(_write(tmp_path / "lazy2.json", bad_geometry, index.parent)).index
+    (tmp_path / "lazy3.json").write_text('{"features": 3}')
+    with pytest.raises(ProviderError, match="not a readable STAC ItemCollection"):
+        LocalProvider(tmp_path / "lazy3.json").index
+    assert isinstance(idx, CatalogIndex)
+
+
 def test_transient_errors_are_recognised():
     assert isinstance(provider_error("HTTP response code: 503"), TransientProviderError)
     assert isinstance(provider_error("CURL error: Operation timed out after 30000 ms"),

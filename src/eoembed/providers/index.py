@@ -1,93 +1,267 @@
-"""The ``local`` provider's catalogue in memory: parsed once, searched through an STRtree."""
+"""The ``local`` provider's catalogue file: read, indexed with an STRtree, searched.
+
+A catalogue is parsed lazily: :class:`CatalogIndex` keeps each item's footprint, time, cloud
+cover and collection (all a search needs) and turns a feature into a pystac Item, with
+absolute asset hrefs, only when a search first returns it. A fetch job whose ROIs touch a few
+items of a large catalogue no longer builds every Item (20,000 items: ~12 s per job before).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
-__all__ = ["CatalogIndex", "cached_catalog", "cached_index"]
+from eoembed.errors import ProviderError
+
+__all__ = ["CatalogIndex", "cached_index", "read_catalog", "read_features", "stac_item"]
+
+_CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
+                 "assets", "collection"}
 
 
-_CATALOGS: dict[tuple, list] = {}
-_CATALOGS_LOCK = threading.Lock()
+def _is_remote(href: str) -> bool:
+    scheme = urlparse(href).scheme
+    return len(scheme) > 1 and scheme != "file"  # one letter = a Windows drive
 
 
-def cached_catalog(catalog: str | Path) -> list:
-    """:func:`~eoembed.providers.local.read_catalog`, kept for the last 4 files keyed by path, size and mtime (the items
-    are only read by the providers, never changed)."""
-    from eoembed.providers.local import read_catalog
+def _resolve_href(href: str, base: Path) -> str:
+    """Absolute form of an asset href: relative paths are taken from the catalogue's folder."""
+    if _is_remote(href):
+        return href
+    if href.startswith("file://"):
+        return urlparse(href).path
+    path = Path(href)
+    return str(path if path.is_absolute() else (base / path).resolve())
 
-    path = Path(catalog)
+
+def _drop_nulls(value: Any) -> Any:
+    """Remove ``None`` members of nested dicts (struct columns pad missing keys with nulls)."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _parquet_features(path: Path) -> list[dict]:
+    """STAC item dicts from a stac-geoparquet file (stac-geoparquet if installed, else pyarrow)."""
     try:
-        st = path.stat()
-    except OSError:
-        return read_catalog(catalog)  # raises the not-found error
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _CATALOGS_LOCK:
-        if key not in _CATALOGS:
-            if len(_CATALOGS) >= 4:
-                old = next(iter(_CATALOGS))
-                _CATALOGS.pop(old)
-                _INDEXES.pop(old, None)
-            _CATALOGS[key] = read_catalog(catalog)
-        return _CATALOGS[key]
+        from stac_geoparquet.arrow import stac_table_to_items
+    except ImportError:
+        stac_table_to_items = None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if stac_table_to_items is not None:
+        return [dict(item) for item in stac_table_to_items(table)]
+    import shapely
+
+    features = []
+    for row in table.to_pylist():
+        geometry = shapely.from_wkb(row["geometry"]) if row.get("geometry") is not None else None
+        bbox = row.get("bbox")
+        if isinstance(bbox, dict):
+            bbox = [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]]
+        props = {}
+        for key, value in row.items():
+            if key in _CORE_COLUMNS or value is None:
+                continue
+            if isinstance(value, dt.datetime):
+                value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+            props[key] = _drop_nulls(value)
+        features.append({
+            "type": "Feature", "stac_version": row.get("stac_version") or "1.1.0",
+            "stac_extensions": row.get("stac_extensions") or [], "id": row["id"],
+            "geometry": shapely.geometry.mapping(geometry) if geometry is not None else None,
+            "bbox": bbox, "properties": props, "links": [],
+            "assets": _drop_nulls(row.get("assets") or {}), "collection": row.get("collection")})
+    return features
+
+
+def _unreadable(path: Path, exc: Exception) -> ProviderError:
+    return ProviderError(f"catalog {str(path)!r} is not a readable STAC ItemCollection or "
+                         f"stac-geoparquet file: {type(exc).__name__}: {exc}")
+
+
+def read_features(catalog: str | Path) -> list[dict]:
+    """The STAC item dicts of a catalogue file (ItemCollection JSON, one Feature, or
+    stac-geoparquet), unparsed.
+
+    Raises:
+        ProviderError: if the file is missing or not readable as either format.
+    """
+    path = Path(catalog)
+    if not path.is_file():
+        raise ProviderError(f"catalog {str(path)!r} not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            return _parquet_features(path)
+        doc = json.loads(path.read_text())
+        if doc.get("type") == "Feature":
+            return [doc]
+        features = doc["features"]
+        if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+            raise TypeError("'features' is not a list of objects")
+        return features
+    except Exception as exc:  # json/parquet problems are all "unreadable"
+        raise _unreadable(path, exc) from exc
+
+
+def stac_item(feature: dict, base: Path):
+    """A pystac Item of ``feature`` (consumed: parsed without a copy) with asset hrefs made
+    absolute against the catalogue folder ``base``."""
+    import pystac
+
+    item = pystac.Item.from_dict(feature, preserve_dict=False)
+    for asset in item.assets.values():
+        asset.href = _resolve_href(asset.href, base)
+    return item
+
+
+def read_catalog(catalog: str | Path) -> list:
+    """Every item of a catalogue file as a pystac Item with absolute asset hrefs.
+
+    Raises:
+        ProviderError: if the file is missing or not a readable STAC ItemCollection /
+            stac-geoparquet file.
+    """
+    path = Path(catalog)
+    features = read_features(path)
+    try:
+        return [stac_item(f, path.parent) for f in features]
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _item_time(item) -> dt.datetime:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        raise ProviderError(f"item {item.id!r} has no datetime")
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _footprint(item):
+    """The lon/lat footprint of a pystac Item: its geometry, else its bbox."""
+    return _feature_footprint({"id": item.id, "geometry": item.geometry, "bbox": item.bbox})
+
+
+def _feature_footprint(feature: dict):
+    from shapely.geometry import box, shape
+
+    if feature.get("geometry"):
+        return shape(feature["geometry"])
+    b = feature.get("bbox")
+    if b:
+        return box(*b) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
+    raise ProviderError(f"item {feature.get('id')!r} has neither geometry nor bbox")
+
+
+def _feature_time(props: dict) -> dt.datetime | None:
+    """What :func:`_item_time` gives for the Item of these properties (pystac's parser), or
+    None when it has no ``datetime`` / ``start_datetime``."""
+    from pystac.utils import str_to_datetime
+
+    when = props.get("datetime") or props.get("start_datetime")
+    if when is None:
+        return None
+    when = str_to_datetime(when)
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 _INDEXES: dict[tuple, "CatalogIndex"] = {}
+_INDEXES_LOCK = threading.Lock()
 
 
-def cached_index(catalog: str | Path, items: list) -> "CatalogIndex":
-    """The :class:`CatalogIndex` of ``items`` (what :func:`cached_catalog` returned for
-    ``catalog``), built once and kept with them: repeated API calls on one catalogue do not
-    rebuild the STRtree. Items of another origin get a fresh index."""
+def cached_index(catalog: str | Path) -> "CatalogIndex":
+    """The :class:`CatalogIndex` of a catalogue file, kept for the last 4 files keyed by path,
+    size and mtime: repeated API calls on one catalogue neither re-read nor re-index it (its
+    Items are only read by the providers, never changed)."""
     path = Path(catalog)
     try:
         st = path.stat()
     except OSError:
-        return CatalogIndex(items)
+        return CatalogIndex(read_features(path), path.parent)  # raises the not-found error
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _CATALOGS_LOCK:
-        if _CATALOGS.get(key) is not items:
-            return CatalogIndex(items)
+    with _INDEXES_LOCK:
         if key not in _INDEXES:
-            _INDEXES[key] = CatalogIndex(items)
+            if len(_INDEXES) >= 4:
+                _INDEXES.pop(next(iter(_INDEXES)))
+            _INDEXES[key] = CatalogIndex(read_features(path), path.parent, name=str(path))
         return _INDEXES[key]
 
 
 class CatalogIndex:
-    """Items of a catalogue with an STRtree over their lon/lat footprints.
+    """The items of a catalogue with an STRtree over their lon/lat footprints.
 
-    Times, cloud cover and footprints are parsed once; :meth:`query` asks the tree for the
-    footprints whose envelopes meet the ROI, then applies the exact tests of a linear scan.
+    Footprints, times, cloud cover and collections are read from the features once;
+    :meth:`query` asks the tree for the footprints whose envelopes meet the ROI, then applies
+    the exact tests of a linear scan. Items are built on first use (:meth:`item`).
+
+    Args:
+        features: STAC item dicts (consumed when their Item is built).
+        base: The folder relative asset hrefs are taken from.
+        name: The catalogue named in errors.
     """
 
-    def __init__(self, items: list) -> None:
+    def __init__(self, features: list[dict], base: Path, name: str = "catalog") -> None:
         from shapely import STRtree
 
-        from eoembed.providers.local import _footprint, _item_time
-
-        self.items = list(items)
-        self.footprints = [_footprint(it) for it in self.items]
-        self.times = [_item_time(it) if (it.datetime or it.common_metadata.start_datetime) else None
-                      for it in self.items]
-        self.clouds = [it.properties.get("eo:cloud_cover") for it in self.items]
+        self.base, self.name = Path(base), name
+        self._features: list[dict | None] = list(features)
+        self._items: list = [None] * len(self._features)
+        self._lock = threading.Lock()
+        try:
+            props = [f.get("properties") or {} for f in self._features]
+            self.footprints = [_feature_footprint(f) for f in self._features]
+            self.times = [_feature_time(p) for p in props]
+        except ProviderError:
+            raise
+        except Exception as exc:  # a malformed geometry, datetime or properties
+            raise _unreadable(Path(name), exc) from exc
+        self.clouds = [p.get("eo:cloud_cover") for p in props]
+        self.collections = [f.get("collection") for f in self._features]
+        self.ids = [f.get("id") for f in self._features]
         self.tree = STRtree(self.footprints)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def item(self, i: int):
+        """The pystac Item of feature ``i``, built once."""
+        with self._lock:
+            if self._items[i] is None:
+                try:
+                    self._items[i] = stac_item(self._features[i], self.base)
+                except Exception as exc:
+                    raise ProviderError(f"item {self.ids[i]!r} of catalog {self.name!r} is not a "
+                                        f"readable STAC Item: {type(exc).__name__}: {exc}") from exc
+                self._features[i] = None  # parsed without a copy: the dict now belongs to the Item
+            return self._items[i]
+
+    @property
+    def items(self) -> list:
+        """Every item, in catalogue order (builds all of them)."""
+        return [self.item(i) for i in range(len(self))]
 
     def query(self, roi, start: dt.datetime, end: dt.datetime, collection: str,
               cloudy_pct: float) -> list:
         """Items (catalogue order) of ``collection`` (or none) in ``[start, end)`` whose
         footprint intersects ``roi`` with cloud cover <= ``cloudy_pct``."""
-        from eoembed.providers.local import _item_time
-
         out = []
         for i in sorted(int(i) for i in self.tree.query(roi, predicate="intersects")):
-            item, cloud = self.items[i], self.clouds[i]
-            if item.collection_id not in (None, collection):
+            if self.collections[i] not in (None, collection):
                 continue
-            if not start <= (self.times[i] or _item_time(item)) < end:  # raises: no datetime
+            when = self.times[i]
+            if when is None:
+                raise ProviderError(f"item {self.ids[i]!r} has no datetime")
+            if not start <= when < end:
                 continue
+            cloud = self.clouds[i]
             if cloudy_pct < 100 if cloud is None else float(cloud) > cloudy_pct:
                 continue
-            out.append(item)
+            out.append(self.item(i))
         return out

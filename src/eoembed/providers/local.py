@@ -6,6 +6,7 @@ Each item has a ``datetime``, a footprint geometry, ``proj:code`` (or ``proj:eps
 ``eo:cloud_cover`` and one asset per band named like the band (``B02``, ..., ``SCL``).
 Pixels are read straight onto the ROI grid by :class:`~eoembed.providers.reader.SceneReader`
 (odc-stac's per-scene read/warp decisions without its per-ROI graph), same-day tiles mosaicked.
+Reading, indexing and searching the catalogue file: :mod:`eoembed.providers.index`.
 
 Units: band values are converted from the collection's source DN to stack units
 (reflectance x 10000, :meth:`eoembed.collections.Collection.to_stack_units`; Sentinel-2 L2A
@@ -18,12 +19,10 @@ removed exactly as the ``stac`` provider does (:meth:`LocalProvider._dn_offsets`
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -32,14 +31,13 @@ from eoembed.errors import ConfigError, NoDataError, ProviderError, TransientPro
 from eoembed.grid import GridSpec, to_crs
 from eoembed.items import Stack
 from eoembed.providers.base import Provider
-from eoembed.providers.index import CatalogIndex, cached_catalog, cached_index
+from eoembed.providers.index import (CatalogIndex, _footprint, _is_remote, _item_time, cached_index,  # noqa: F401
+                                     read_catalog)
 from eoembed.providers.reader import SceneReader
 from eoembed.specs import SensorSpec, SpatialSpec, TemporalSpec
 
 __all__ = ["LocalProvider", "provider_error", "qa_codes", "read_catalog"]
 
-_CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
-                 "assets", "collection"}
 _TRANSIENT = re.compile(  # HTTP 429/5xx, timeouts, dropped connections
     r"(http|status|code)[^0-9]{0,20}(429|5\d\d)\b|timed? ?out|timeout|temporar"
     r"|connection (reset|refused|aborted)|service unavailable|too many requests|broken pipe",
@@ -92,117 +90,6 @@ def qa_codes(raw: np.ndarray, nodata: float | None, collection) -> np.ndarray:
     return codes
 
 
-def _is_remote(href: str) -> bool:
-    scheme = urlparse(href).scheme
-    return len(scheme) > 1 and scheme != "file"  # one letter = a Windows drive
-
-
-def _resolve_href(href: str, base: Path) -> str:
-    """Absolute form of an asset href: relative paths are taken from the catalogue's folder."""
-    if _is_remote(href):
-        return href
-    if href.startswith("file://"):
-        return urlparse(href).path
-    path = Path(href)
-    return str(path if path.is_absolute() else (base / path).resolve())
-
-
-def _drop_nulls(value: Any) -> Any:
-    """Remove ``None`` members of nested dicts (struct columns pad missing keys with nulls)."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
-
-
-def _parquet_features(path: Path) -> list[dict]:
-    """STAC item dicts from a stac-geoparquet file (stac-geoparquet if installed, else pyarrow)."""
-    try:
-        from stac_geoparquet.arrow import stac_table_to_items
-    except ImportError:
-        stac_table_to_items = None
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    if stac_table_to_items is not None:
-        return [dict(item) for item in stac_table_to_items(table)]
-    import shapely
-
-    features = []
-    for row in table.to_pylist():
-        geometry = shapely.from_wkb(row["geometry"]) if row.get("geometry") is not None else None
-        bbox = row.get("bbox")
-        if isinstance(bbox, dict):
-            bbox = [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]]
-        props = {}
-        for key, value in row.items():
-            if key in _CORE_COLUMNS or value is None:
-                continue
-            if isinstance(value, dt.datetime):
-                value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
-            props[key] = _drop_nulls(value)
-        features.append({
-            "type": "Feature", "stac_version": row.get("stac_version") or "1.1.0",
-            "stac_extensions": row.get("stac_extensions") or [], "id": row["id"],
-            "geometry": shapely.geometry.mapping(geometry) if geometry is not None else None,
-            "bbox": bbox, "properties": props, "links": [],
-            "assets": _drop_nulls(row.get("assets") or {}), "collection": row.get("collection")})
-    return features
-
-
-def read_catalog(catalog: str | Path) -> list:
-    """Read a catalogue file into pystac Items with absolute asset hrefs.
-
-    Raises:
-        ProviderError: if the file is missing or not a readable STAC ItemCollection /
-            stac-geoparquet file.
-    """
-    import pystac
-
-    path = Path(catalog)
-    if not path.is_file():
-        raise ProviderError(f"catalog {str(path)!r} not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
-            features = _parquet_features(path)
-        else:
-            doc = json.loads(path.read_text())
-            if doc.get("type") == "Feature":
-                doc = {"features": [doc]}
-            features = doc["features"]
-        items = []
-        for feature in features:
-            item = pystac.Item.from_dict(feature, preserve_dict=False)  # parsed here: no deep copy
-            for asset in item.assets.values():
-                asset.href = _resolve_href(asset.href, path.parent)
-            items.append(item)
-    except ProviderError:
-        raise
-    except Exception as exc:  # json/parquet/STAC parsing problems are all "unreadable"
-        raise ProviderError(f"catalog {str(path)!r} is not a readable STAC ItemCollection or "
-                            f"stac-geoparquet file: {type(exc).__name__}: {exc}") from exc
-    return items
-
-
-def _item_time(item) -> dt.datetime:
-    when = item.datetime or item.common_metadata.start_datetime
-    if when is None:
-        raise ProviderError(f"item {item.id!r} has no datetime")
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
-def _footprint(item):
-    from shapely.geometry import box, shape
-
-    if item.geometry:
-        return shape(item.geometry)
-    if item.bbox:
-        b = item.bbox
-        return box(*b) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
-    raise ProviderError(f"item {item.id!r} has neither geometry nor bbox")
-
-
 class LocalProvider(Provider):
     """Scenes from local (or remote) GeoTIFF/COG files listed in a STAC catalogue file.
 
@@ -224,7 +111,6 @@ class LocalProvider(Provider):
                               f"{list(_RESAMPLING)}")
         self.catalog = str(catalog)
         self.resampling = resampling
-        self._items: list | None = None
         self._index: CatalogIndex | None = None
         self._index_lock = threading.Lock()
 
@@ -233,18 +119,17 @@ class LocalProvider(Provider):
 
     @property
     def items(self) -> list:
-        """All items of the catalogue (read once; reused by later providers of the same,
-        unchanged file in this process, e.g. repeated API calls)."""
-        if self._items is None:
-            self._items = cached_catalog(self.catalog)
-        return self._items
+        """All items of the catalogue as pystac Items (builds every one: a search builds only
+        the items it returns)."""
+        return self.index.items
 
     @property
     def index(self) -> "CatalogIndex":
-        """The catalogue's spatial/temporal index (built once per provider, i.e. per job)."""
+        """The catalogue's spatial/temporal index (read once per file and process: reused by
+        later providers of the same, unchanged file, e.g. repeated API calls)."""
         with self._index_lock:  # fetches run in a thread pool: build it once
             if self._index is None:
-                self._index = cached_index(self.catalog, self.items)
+                self._index = cached_index(self.catalog)
         return self._index
 
     def search(self, spatial: SpatialSpec, temporal: TemporalSpec, sensor: SensorSpec) -> list:
