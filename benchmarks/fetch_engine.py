@@ -49,10 +49,12 @@ def _sensor(model: str):
     return dataclasses.replace(default_sensor(model, frames=1), cloudy_pct=100)
 
 
-def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1, precision: str = "fp32") -> float:
+def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1,
+                 precision: str = "fp32") -> tuple[float, float, float]:
     """Seconds of ``embedder.forward`` over ReadyBatches prepared beforehand (inputs in memory):
     one batch at a time on torch's threads, or ``streams`` batches at once on a share of them
-    each (as :func:`eoembed.pipeline.embed_items` runs a model with ``concurrent_forward``)."""
+    each (as :func:`eoembed.pipeline.embed_items` runs a model with ``concurrent_forward``).
+    Returns (wall s, CPU s of the process during those forwards, CPU s of packing the batches)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from eoembed.models.base import _wavelengths
@@ -63,27 +65,30 @@ def bare_forward(embedder, comps: list, batch_size: int, streams: int = 1, preci
     inputs = embedder.inputs()
     specs = {s.modality: s for s in inputs}
     ready = []
+    c0 = time.process_time()
     for s in range(0, len(comps), batch_size):
         pieces = []
         for i, comp in enumerate(comps[s:s + batch_size]):
             pieces += pieces_for(i, {inputs[0].modality: comp}, inputs[0], embedder.input_prep)[0]
         ready += [b for _, b in batches(pieces, specs, embedder.forward_batch,
                                         _wavelengths(inputs, comps[s:s + batch_size]))]
+    pack = time.process_time() - c0
+
     def forward(batch):  # as embed_items runs it (both contexts are per thread)
         with _inference_mode(), _autocast(precision, embedder):
             return embedder.forward(batch)
 
     if streams == 1:  # in this thread, as embed_items runs one stream
         forward(ready[0])  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for batch in ready:
             forward(batch)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0, pack
     with torch_threads(torch_thread_count() // streams), ThreadPoolExecutor(streams) as pool:
         list(pool.map(forward, ready[:streams]))  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         list(pool.map(forward, ready))
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0, pack
 
 
 def composites_of(reqs, sensor, provider) -> list:
@@ -124,13 +129,17 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool, model: str = "gali
     reqs = C.requests_for(chips)
     sensor = _sensor(model)
     embedder, weights = build(model, device)
-    comps = composites_of(reqs, sensor, LocalProvider(cat))
+    composites_of(reqs, sensor, LocalProvider(cat))  # warm-up: imports, GDAL, files read once
+    c0 = time.process_time()
+    comps = composites_of(reqs, sensor, LocalProvider(cat))  # one thread: CPU s = wall s
+    data_cpu = time.process_time() - c0
     from eoembed.streams import cpu_streams
 
     streams = cpu_streams(embedder)
-    one = bare_forward(embedder, comps, batch, precision=precision)
-    side = bare_forward(embedder, comps, batch, streams, precision) if streams > 1 else one
-    bare = min(one, side)  # the reference: the faster way to run the bare forward
+    one, one_cpu, pack = bare_forward(embedder, comps, batch, precision=precision)
+    side, side_cpu, _ = bare_forward(embedder, comps, batch, streams, precision) if streams > 1 \
+        else (one, one_cpu, pack)
+    bare, fwd_cpu = min((one, one_cpu), (side, side_cpu))  # the reference: the faster way
     import logging
 
     class Said(logging.Handler):  # what overlap="auto" measured and chose
@@ -149,6 +158,13 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool, model: str = "gali
     print(f"  bare forward (inputs in memory), one batch at a time: {n / one:7.1f} items/s ({one:.1f} s)")
     print(f"  bare forward, {streams} batches at once (streams):      {n / side:7.1f} items/s ({side:.1f} s)"
           f"  -> reference {n / bare:.1f} items/s")
+    cores = len(os.sched_getaffinity(0)) if device == "cpu" else None
+    if cores:  # the API does the forward's CPU work plus the data path's on the same cores
+        ceiling = bare * cores / (fwd_cpu + data_cpu + pack)
+        print(f"  CPU per item: forward {1e3 * fwd_cpu / n:.2f} ms (cores busy {fwd_cpu / bare:.2f} of "
+              f"{cores}), fetch + composite {1e3 * data_cpu / n:.2f} ms, packing {1e3 * pack / n:.2f} ms"
+              f"\n    -> ceiling of API / bare on this machine: {ceiling:.3f} (bare wall x cores / "
+              f"CPU of forward + data path)")
     for kw, what in (({}, f"API, defaults ({streams} streams):"), ({"streams": 1}, "API, streams=1:")):
         Said.last = ""
         t0 = time.perf_counter()
@@ -161,9 +177,13 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool, model: str = "gali
     if snake and model != "galileo_nano":
         print("  snakemake: run for galileo_nano only (the workflow loads published weights)")
     elif snake:
-        wall = snakemake_run(tmp / "snake", cat, reqs, sensor, batch)
+        wall, plan = snakemake_run(tmp / "snake", cat, reqs, sensor, batch)
         print(f"  snakemake --cores 2 end to end:  {n / wall:7.1f} items/s ({wall:.1f} s)  "
               f"ratio {bare / wall:.3f} (target >= 0.8)")
+        if cores:
+            print(f"    snakemake's planning alone (snakemake -n): {plan:.1f} s = {plan / bare:.2f} of the bare "
+                  f"forward's {bare:.1f} s; ceiling with planning + the CPU above: "
+                  f"{bare / (plan + (fwd_cpu + data_cpu + pack) / cores):.3f}")
 
 
 def snakemake_run(work: Path, cat: Path, reqs, sensor, batch: int) -> float:
@@ -187,12 +207,16 @@ def snakemake_run(work: Path, cat: Path, reqs, sensor, batch: int) -> float:
     cmd = [exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile",
            str(work / "config.yaml"), "--cores", "2", "--quiet"]
     t0 = time.perf_counter()
+    subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)
+    plan = time.perf_counter() - t0
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-3000:])
         raise SystemExit("snakemake failed")
-    return wall
+    return wall, plan
 
 
 def plain_read(paths: list[str]) -> float:
