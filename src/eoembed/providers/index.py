@@ -111,14 +111,23 @@ def read_features(catalog: str | Path) -> list[dict]:
         raise _unreadable(path, exc) from exc
 
 
-def stac_item(feature: dict, base: Path):
+def stac_item(feature: dict, base: Path, resolved: dict[str, str] | None = None):
     """A pystac Item of ``feature`` (consumed: parsed without a copy) with asset hrefs made
-    absolute against the catalogue folder ``base``."""
+    absolute against the catalogue folder ``base``; ``resolved`` (href -> absolute form) is
+    consulted and filled, so the bands of one multi-band file are resolved once."""
     import pystac
 
+    # pystac's version migration deep-copies the dict; the geometry is most of it (a chip's
+    # outline: dozens of vertices) and no migration touches it, so it skips the copy
+    geometry, feature["geometry"] = feature.get("geometry"), None
     item = pystac.Item.from_dict(feature, preserve_dict=False)
+    item.geometry = geometry
+    resolved = {} if resolved is None else resolved
     for asset in item.assets.values():
-        asset.href = _resolve_href(asset.href, base)
+        href = asset.href
+        if href not in resolved:
+            resolved[href] = _resolve_href(href, base)
+        asset.href = resolved[href]
     return item
 
 
@@ -131,8 +140,9 @@ def read_catalog(catalog: str | Path) -> list:
     """
     path = Path(catalog)
     features = read_features(path)
+    resolved: dict[str, str] = {}
     try:
-        return [stac_item(f, path.parent) for f in features]
+        return [stac_item(f, path.parent, resolved) for f in features]
     except Exception as exc:
         raise _unreadable(path, exc) from exc
 
@@ -213,6 +223,7 @@ class CatalogIndex:
         self.base, self.name = Path(base), name
         self._features: list[dict | None] = list(features)
         self._items: list = [None] * len(self._features)
+        self._hrefs: dict[str, str] = {}  # asset href -> absolute form
         self._lock = threading.Lock()
         try:
             props = [f.get("properties") or {} for f in self._features]
@@ -235,7 +246,7 @@ class CatalogIndex:
         with self._lock:
             if self._items[i] is None:
                 try:
-                    self._items[i] = stac_item(self._features[i], self.base)
+                    self._items[i] = stac_item(self._features[i], self.base, self._hrefs)
                 except Exception as exc:
                     raise ProviderError(f"item {self.ids[i]!r} of catalog {self.name!r} is not a "
                                         f"readable STAC Item: {type(exc).__name__}: {exc}") from exc
