@@ -264,7 +264,9 @@ def apply_norm(values: np.ndarray, spec: InputSpec) -> np.ndarray:
             raw = 10.0 * np.log10(raw)
     shift = np.array([n.shift for n in spec.norm])[:, None, None]
     div = np.array([n.div for n in spec.norm])[:, None, None]
-    return (raw - shift) / div
+    out = np.subtract(raw, shift)  # (raw - shift) / div, with one temporary
+    out /= div
+    return out
 
 
 def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -273,9 +275,9 @@ def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]
     if missing_bands:
         raise ModelError(f"input {spec.modality!r} needs bands {missing_bands}, absent from the composite "
                          f"(bands {list(comp.bands)})")
-    raw = comp.band_data(spec.bands).astype(np.float64)  # (T, C, H, W)
+    raw = comp.band_data(spec.bands).astype(np.float64)  # (T, C, H, W), a fresh array
     missing = ~(comp.valid & comp.roi_mask[None]) | ~np.isfinite(raw).all(axis=1)
-    raw = np.where(missing[:, None], np.nan, raw)
+    raw[np.broadcast_to(missing[:, None], raw.shape)] = np.nan
     if spec.missing == "fill_mean":  # per band: mean over frames of per-frame spatial means, empty frame = 0
         counts = np.isfinite(raw).sum(axis=(2, 3))
         sums = np.nansum(raw, axis=(2, 3))
@@ -286,7 +288,8 @@ def normalise(comp: Composite, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]
     if spec.transform == "db":
         with np.errstate(divide="ignore", invalid="ignore"):
             raw = 10.0 * np.log10(raw)  # derived bands of the "raw" stage see the transformed values
-    x = np.nan_to_num(normed, nan=0.0, posinf=0.0, neginf=0.0)
+    x = normed  # NaN and +-inf -> 0 (np.nan_to_num's result, in place: normed is a fresh array)
+    x[~np.isfinite(x)] = 0.0
     if spec.per_image == "minmax":  # per frame, over the valid pixels of every band
         for t in range(x.shape[0]):
             ok = ~missing[t]
