@@ -12,6 +12,8 @@ Sections (``--only`` picks some):
 * ``spectral``: ``spectral`` end to end on ``--io-items`` single-scene chips vs a plain rasterio
   read of the files the catalogue points at; for the split catalogue (13 COGs per chip) and the
   multi-band one (vs a plain read of the user's original files). Targets >= 0.5 and >= 0.25.
+  Timed on the second call; the first call, which also builds the pystac Items of the catalogue
+  entries it hits (once per process: :mod:`eoembed.providers.index`), is printed beside it.
 * ``demo``: demo-like fetch, 6 dates x 13 assets, 64 x 64, generated imagery: ROIs/s (>= 20).
 
 Run on a quiet machine (other processes skew every figure):
@@ -245,6 +247,9 @@ def spectral_section(tmp: Path, n: int) -> None:
                         for f in json.loads(cat.read_text())["features"] for a in f["assets"].values()})
         provider = {"name": "local", "catalog": str(cat)}
         eoembed.get_embeddings_batch("spectral", reqs[:4], provider=provider, sensor=sensor, progress=False)
+        t0 = time.perf_counter()  # the first call builds the catalogue items it hits (once per process)
+        eoembed.get_embeddings_batch("spectral", reqs, provider=provider, sensor=sensor, progress=False)
+        first = time.perf_counter() - t0
         t0 = time.perf_counter()
         embs = eoembed.get_embeddings_batch("spectral", reqs, provider=provider, sensor=sensor, progress=False)
         e2e = time.perf_counter() - t0
@@ -254,7 +259,9 @@ def spectral_section(tmp: Path, n: int) -> None:
         what = "split (13 COGs/chip)" if split else "multi-band assets"
         print(f"  {what:22s} e2e {n / e2e:7.1f} chips/s; plain read of its {len(hrefs)} files "
               f"{n / read:7.1f} chips/s -> ratio {read / e2e:.3f} (target >= 0.5); originals "
-              f"{n / orig:7.1f} chips/s -> ratio {orig / e2e:.3f} (target >= 0.25)")
+              f"{n / orig:7.1f} chips/s -> ratio {orig / e2e:.3f} (target >= 0.25)\n"
+              f"    (first call, building the catalogue items: e2e {n / first:7.1f} chips/s, ratios "
+              f"{read / first:.3f} / {orig / first:.3f})")
 
 
 def demo_section(tmp: Path, n: int) -> None:
