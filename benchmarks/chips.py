@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagery" / "s2_l2a_patches"
 S2_12 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
