@@ -1,10 +1,11 @@
 """Cost of a fetch job's first search on a large ``local`` catalogue (read + index + the items it hits).
 
-    python benchmarks/catalog_index.py [--sizes 1024,20000] [--src DIR]
+    python benchmarks/catalog_index.py [--sizes 1024,20000] [--formats json,parquet] [--src DIR]
 
 For each size it writes a STAC ItemCollection of that many entries (copies of the generated
 demo scenes' entries, ids made unique, footprints shifted 0.01 degrees apart so the index has
-real work) and times, in a fresh process, ``LocalProvider(catalog).search(...)`` for one ROI:
+real work) and the same entries as stac-geoparquet (WKB geometry, bbox struct, properties as
+columns), and times, in a fresh process, ``LocalProvider(catalog).search(...)`` for one ROI:
 what every fetch job pays before its first read. Then the same for building every entry's
 Item (``provider.items``). ``--src`` measures another checkout's ``src`` (e.g. a worktree of an
 older commit) for a before/after comparison on the same files.
@@ -64,21 +65,46 @@ def write_catalog(folder: Path, n: int) -> tuple[Path, float, float]:
     return path, sum(x for x, _ in ring) / len(ring), sum(y for _, y in ring) / len(ring)
 
 
+def to_parquet(path: Path) -> Path:
+    """The same entries as a stac-geoparquet file (the layout ``tests/test_provider_local.py`` uses)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+    from shapely.geometry import shape
+
+    rows = []
+    for f in json.loads(path.read_text())["features"]:
+        props = dict(f["properties"])
+        props["datetime"] = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+        rows.append({"type": "Feature", "stac_version": f["stac_version"], "id": f["id"],
+                     "geometry": shapely.to_wkb(shape(f["geometry"])),
+                     "bbox": dict(zip(("xmin", "ymin", "xmax", "ymax"), f["bbox"])),
+                     "collection": f["collection"], "assets": f["assets"], **props})
+    out = path.with_suffix(".parquet")
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024,20000", help="comma-separated catalogue sizes")
+    ap.add_argument("--formats", default="json,parquet", help="json and/or parquet")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the eoembed source folder to measure")
     args = ap.parse_args(argv)
     print(f"src: {args.src}")
-    print(f"{'entries':>8} {'MB':>6} {'first search s':>15} {'found':>6} {'every Item s':>13}")
+    print(f"{'format':>8} {'entries':>8} {'MB':>6} {'first search s':>15} {'found':>6} {'every Item s':>13}")
     with tempfile.TemporaryDirectory(prefix="eoembed_catidx_") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             path, lon, lat = write_catalog(Path(tmp), n)
-            out = subprocess.run([sys.executable, "-c", MEASURE, args.src, str(path), str(lon), str(lat)],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{n:>8} {path.stat().st_size / 2**20:>6.0f} {r['first_search_s']:>15.2f} {r['found']:>6} "
-                  f"{r['all_items_s']:>13.2f}")
+            for fmt in args.formats.split(","):
+                cat = to_parquet(path) if fmt == "parquet" else path
+                out = subprocess.run([sys.executable, "-c", MEASURE, args.src, str(cat), str(lon), str(lat)],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{fmt:>8} {n:>8} {cat.stat().st_size / 2**20:>6.1f} {r['first_search_s']:>15.2f} "
+                      f"{r['found']:>6} {r['all_items_s']:>13.2f}")
     return 0
 
 

@@ -251,6 +251,55 @@ def test_bbox_roi_and_parquet_catalogue(index, tmp_path):
     np.testing.assert_array_equal(from_parquet.data, from_json.data)
 
 
+def test_parquet_catalogue_is_indexed_from_its_columns(index, tmp_path):
+    """A stac-geoparquet catalogue is indexed from whole columns (WKB geometry, else the bbox
+    struct; datetime, naive = UTC, else start_datetime; cloud cover; collection) and a row
+    becomes an Item only when a search returns it: the same index columns and Items as the
+    row-by-row conversion of every row (read_catalog), and the same search results."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+    from shapely.geometry import shape
+
+    from eoembed.providers.catalog_parquet import ParquetEntries, features_of
+    from eoembed.providers.index import CatalogIndex, read_catalog
+
+    feats = _features(index, "nl") + _features(index, "edge")
+    rows = []
+    for k, f in enumerate(feats):
+        props = dict(f["properties"])
+        when = dt.datetime.fromisoformat(props.pop("datetime").replace("Z", "+00:00"))
+        assets = {b: {**a, "href": str(index.parent / a["href"])} for b, a in f["assets"].items()}
+        rows.append({"type": "Feature", "stac_version": "1.1.0", "id": f["id"],
+                     "geometry": None if k == 1 else shapely.to_wkb(shape(f["geometry"])),
+                     "bbox": dict(zip(("xmin", "ymin", "xmax", "ymax"), f["bbox"])),
+                     "collection": f["collection"], "assets": assets, **props,
+                     "datetime": None if k == 2 else when.replace(tzinfo=None) if k == 3 else when,
+                     "start_datetime": when if k == 2 else None, "end_datetime": when if k == 2 else None})
+    path = tmp_path / "items.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+    provider = LocalProvider(path)
+    lazy = provider.index
+    assert lazy._items == [None] * len(feats)
+    eager = CatalogIndex(features_of(pq.read_table(path)), path.parent)  # the row-by-row columns
+    assert lazy.ids == eager.ids and lazy.clouds == eager.clouds and lazy.collections == eager.collections
+    assert lazy.times == eager.times and None not in lazy.times
+    assert all(a.equals(b) for a, b in zip(lazy.footprints, eager.footprints))
+    assert lazy.footprints[1].equals(shapely.box(*feats[1]["bbox"]))  # no geometry: its bbox
+    assert lazy.times[3].tzinfo is not None  # a naive datetime is UTC
+
+    grid, roi = _aligned_grid(index)
+    sensor = SensorSpec(bands=("B04",))
+    found = provider.search(roi, YEAR, sensor)
+    assert [it.id for it in found] == [it.id for it in LocalProvider(index).search(roi, YEAR, sensor)]
+    assert sum(it is not None for it in lazy._items) == len(found)
+    every = {it.id: it for it in read_catalog(path)}
+    for it in found:
+        assert it.to_dict() == every[it.id].to_dict()
+    assert len(ParquetEntries(path)) == len(feats)
+
+
 def test_registry(index):
     provider = get_provider("local", catalog=str(index))
     assert isinstance(provider, LocalProvider)

@@ -12,16 +12,12 @@ import datetime as dt
 import json
 import threading
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from eoembed.errors import ProviderError
+from eoembed.providers.catalog_parquet import ParquetEntries, parquet_features
 
 __all__ = ["CatalogIndex", "cached_index", "read_catalog", "read_features", "stac_item"]
-
-_CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
-                 "assets", "collection"}
-
 
 def _is_remote(href: str) -> bool:
     scheme = urlparse(href).scheme
@@ -36,50 +32,6 @@ def _resolve_href(href: str, base: Path) -> str:
         return urlparse(href).path
     path = Path(href)
     return str(path if path.is_absolute() else (base / path).resolve())
-
-
-def _drop_nulls(value: Any) -> Any:
-    """Remove ``None`` members of nested dicts (struct columns pad missing keys with nulls)."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
-
-
-def _parquet_features(path: Path) -> list[dict]:
-    """STAC item dicts from a stac-geoparquet file (stac-geoparquet if installed, else pyarrow)."""
-    try:
-        from stac_geoparquet.arrow import stac_table_to_items
-    except ImportError:
-        stac_table_to_items = None
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    if stac_table_to_items is not None:
-        return [dict(item) for item in stac_table_to_items(table)]
-    import shapely
-
-    features = []
-    for row in table.to_pylist():
-        geometry = shapely.from_wkb(row["geometry"]) if row.get("geometry") is not None else None
-        bbox = row.get("bbox")
-        if isinstance(bbox, dict):
-            bbox = [bbox["xmin"], bbox["ymin"], bbox["xmax"], bbox["ymax"]]
-        props = {}
-        for key, value in row.items():
-            if key in _CORE_COLUMNS or value is None:
-                continue
-            if isinstance(value, dt.datetime):
-                value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
-            props[key] = _drop_nulls(value)
-        features.append({
-            "type": "Feature", "stac_version": row.get("stac_version") or "1.1.0",
-            "stac_extensions": row.get("stac_extensions") or [], "id": row["id"],
-            "geometry": shapely.geometry.mapping(geometry) if geometry is not None else None,
-            "bbox": bbox, "properties": props, "links": [],
-            "assets": _drop_nulls(row.get("assets") or {}), "collection": row.get("collection")})
-    return features
 
 
 def _unreadable(path: Path, exc: Exception) -> ProviderError:
@@ -99,7 +51,7 @@ def read_features(catalog: str | Path) -> list[dict]:
         raise ProviderError(f"catalog {str(path)!r} not found")
     try:
         if path.suffix.lower() in (".parquet", ".geoparquet"):
-            return _parquet_features(path)
+            return parquet_features(path)
         doc = json.loads(path.read_text())
         if doc.get("type") == "Feature":
             return [doc]
@@ -182,6 +134,14 @@ def _feature_time(props: dict) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
+def _dict_columns(features: list[dict]) -> tuple[list, list, list, list, list]:
+    """``(ids, footprints, times, cloud covers, collections)`` of STAC item dicts."""
+    props = [f.get("properties") or {} for f in features]
+    return ([f.get("id") for f in features], [_feature_footprint(f) for f in features],
+            [_feature_time(p) for p in props], [p.get("eo:cloud_cover") for p in props],
+            [f.get("collection") for f in features])
+
+
 _INDEXES: dict[tuple, "CatalogIndex"] = {}
 _INDEXES_LOCK = threading.Lock()
 
@@ -200,42 +160,51 @@ def cached_index(catalog: str | Path) -> "CatalogIndex":
         if key not in _INDEXES:
             if len(_INDEXES) >= 4:
                 _INDEXES.pop(next(iter(_INDEXES)))
-            _INDEXES[key] = CatalogIndex(read_features(path), path.parent, name=str(path))
+            _INDEXES[key] = CatalogIndex(_entries(path), path.parent, name=str(path))
         return _INDEXES[key]
+
+
+def _entries(path: Path):
+    """The entries of a catalogue file: a stac-geoparquet file's rows (read column-wise, a row
+    made an item dict when needed), else the item dicts of :func:`read_features`."""
+    if path.suffix.lower() not in (".parquet", ".geoparquet"):
+        return read_features(path)
+    try:
+        return ParquetEntries(path)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
 
 
 class CatalogIndex:
     """The items of a catalogue with an STRtree over their lon/lat footprints.
 
-    Footprints, times, cloud cover and collections are read from the features once;
-    :meth:`query` asks the tree for the footprints whose envelopes meet the ROI, then applies
-    the exact tests of a linear scan. Items are built on first use (:meth:`item`).
+    Footprints, times, cloud cover and collections are read once (from the item dicts, or from
+    whole columns of a stac-geoparquet file); :meth:`query` asks the tree for the footprints
+    whose envelopes meet the ROI, then applies the exact tests of a linear scan. Items are built
+    on first use (:meth:`item`).
 
     Args:
-        features: STAC item dicts (consumed when their Item is built).
+        entries: STAC item dicts (consumed when their Item is built), or
+            :class:`~eoembed.providers.catalog_parquet.ParquetEntries`.
         base: The folder relative asset hrefs are taken from.
         name: The catalogue named in errors.
     """
 
-    def __init__(self, features: list[dict], base: Path, name: str = "catalog") -> None:
+    def __init__(self, entries, base: Path, name: str = "catalog") -> None:
         from shapely import STRtree
 
         self.base, self.name = Path(base), name
-        self._features: list[dict | None] = list(features)
-        self._items: list = [None] * len(self._features)
+        self._entries = list(entries) if isinstance(entries, (list, tuple)) else entries
         self._hrefs: dict[str, str] = {}  # asset href -> absolute form
         self._lock = threading.Lock()
         try:
-            props = [f.get("properties") or {} for f in self._features]
-            self.footprints = [_feature_footprint(f) for f in self._features]
-            self.times = [_feature_time(p) for p in props]
+            columns = entries.columns() if hasattr(entries, "columns") else _dict_columns(self._entries)
         except ProviderError:
             raise
         except Exception as exc:  # a malformed geometry, datetime or properties
             raise _unreadable(Path(name), exc) from exc
-        self.clouds = [p.get("eo:cloud_cover") for p in props]
-        self.collections = [f.get("collection") for f in self._features]
-        self.ids = [f.get("id") for f in self._features]
+        self.ids, self.footprints, self.times, self.clouds, self.collections = columns
+        self._items: list = [None] * len(self.ids)
         self.tree = STRtree(self.footprints)
 
     def __len__(self) -> int:
@@ -246,11 +215,12 @@ class CatalogIndex:
         with self._lock:
             if self._items[i] is None:
                 try:
-                    self._items[i] = stac_item(self._features[i], self.base, self._hrefs)
+                    self._items[i] = stac_item(self._entries[i], self.base, self._hrefs)
                 except Exception as exc:
                     raise ProviderError(f"item {self.ids[i]!r} of catalog {self.name!r} is not a "
                                         f"readable STAC Item: {type(exc).__name__}: {exc}") from exc
-                self._features[i] = None  # parsed without a copy: the dict now belongs to the Item
+                if isinstance(self._entries, list):
+                    self._entries[i] = None  # parsed without a copy: the dict now belongs to the Item
             return self._items[i]
 
     @property
