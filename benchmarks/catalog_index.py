@@ -35,7 +35,8 @@ found = provider.search(PointBuffer(lon, lat, 100), TemporalSpec(dt.date(2000, 1
 first = time.perf_counter() - t
 t = time.perf_counter()
 n = len(provider.items)
-print(json.dumps({"first_search_s": first, "found": len(found), "all_items_s": time.perf_counter() - t, "n": n}))
+every = time.perf_counter() - t
+print(json.dumps({"first_search_s": first, "found": len(found), "all_items_s": every, "n": n}))
 """
 
 
@@ -55,7 +56,8 @@ def write_catalog(folder: Path, n: int) -> tuple[Path, float, float]:
             g = copy.deepcopy(f)
             g["id"] = f"{f['id']}_{k:06d}"
             shift = 0.01 * k
-            g["geometry"]["coordinates"] = [[[x + shift, y] for x, y in ring] for ring in g["geometry"]["coordinates"]]
+            rings = g["geometry"]["coordinates"]
+            g["geometry"]["coordinates"] = [[[x + shift, y] for x, y in ring] for ring in rings]
             if g.get("bbox"):
                 g["bbox"] = [g["bbox"][0] + shift, g["bbox"][1], g["bbox"][2] + shift, g["bbox"][3]]
             feats.append(g)

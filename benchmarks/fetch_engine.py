@@ -183,8 +183,8 @@ def model_section(tmp: Path, n: int, batch: int, snake: bool, model: str = "gali
         print(f"  snakemake --cores 2 end to end:  {n / wall:7.1f} items/s ({wall:.1f} s)  "
               f"ratio {bare / wall:.3f} (target >= 0.8)")
         if cores:
-            print(f"    snakemake's planning alone (snakemake -n): {plan:.1f} s = {plan / bare:.2f} of the bare "
-                  f"forward's {bare:.1f} s; ceiling with planning + the CPU above: "
+            print(f"    snakemake's planning alone (snakemake -n): {plan:.1f} s = {plan / bare:.2f} of the "
+                  f"bare forward's {bare:.1f} s; ceiling with planning + the CPU above: "
                   f"{bare / (plan + (fwd_cpu + data_cpu + pack) / cores):.3f}")
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ParquetEntries", "features_of"]
+__all__ = ["ParquetEntries", "features_of", "parquet_features"]
 
 _CORE_COLUMNS = {"type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
                  "assets", "collection"}

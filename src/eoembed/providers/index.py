@@ -3,7 +3,8 @@
 A catalogue is parsed lazily: :class:`CatalogIndex` keeps each item's footprint, time, cloud
 cover and collection (all a search needs) and turns a feature into a pystac Item, with
 absolute asset hrefs, only when a search first returns it. A fetch job whose ROIs touch a few
-items of a large catalogue no longer builds every Item (20,000 items: ~12 s per job before).
+items of a large catalogue no longer builds every Item (the first search on 20,000 entries:
+12.5 -> 3.9 s as JSON, 16.2 -> 0.7 s as stac-geoparquet, ``benchmarks/catalog_index.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from eoembed.errors import ProviderError
 from eoembed.providers.catalog_parquet import ParquetEntries, parquet_features
 
 __all__ = ["CatalogIndex", "cached_index", "read_catalog", "read_features", "stac_item"]
+
 
 def _is_remote(href: str) -> bool:
     scheme = urlparse(href).scheme
