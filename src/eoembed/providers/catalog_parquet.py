@@ -34,6 +34,7 @@ def _bbox_list(bbox):
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
+    """``value``, taken as UTC when it has no time zone (as STAC datetimes are)."""
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 

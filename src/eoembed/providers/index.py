@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from eoembed.errors import ProviderError
-from eoembed.providers.catalog_parquet import ParquetEntries, parquet_features
+from eoembed.providers.catalog_parquet import ParquetEntries, _utc, parquet_features
 
 __all__ = ["CatalogIndex", "cached_index", "read_catalog", "read_features", "stac_item"]
 
@@ -105,7 +105,7 @@ def _item_time(item) -> dt.datetime:
     when = item.datetime or item.common_metadata.start_datetime
     if when is None:
         raise ProviderError(f"item {item.id!r} has no datetime")
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return _utc(when)
 
 
 def _footprint(item):
@@ -132,8 +132,7 @@ def _feature_time(props: dict) -> dt.datetime | None:
     when = props.get("datetime") or props.get("start_datetime")
     if when is None:
         return None
-    when = str_to_datetime(when)
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return _utc(str_to_datetime(when))
 
 
 def _dict_columns(features: list[dict]) -> tuple[list, list, list, list, list]:
